@@ -1,0 +1,29 @@
+"""The ``voiceauth`` command line (typer). Each command family lives in its own module."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from voiceauth.cli import demo as _demo
+from voiceauth.cli import embed as _embed
+from voiceauth.cli import models as _models
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help="voiceauth: voice-biometrics authentication and IVR service", no_args_is_help=True)
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level.")) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+app.add_typer(_models.app, name="models", help="Fetch, verify and describe the pretrained models.")
+_embed.register(app)
+_demo.register(app)
+
+
+def main() -> None:
+    app()
