@@ -1,0 +1,40 @@
+"""Value types produced by the audio front end and consumed by enrolment and verification.
+
+This is the contract between the front end (``voiceauth.audio``) and the core (enrolment, verification, IVR).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from voiceauth.embedding.base import FloatArray
+
+__all__ = ["FEEDBACK_CODES", "Quality", "Utterance"]
+
+#: feedback codes a caller-facing flow can act on; ``OK`` only when no other code applies
+FEEDBACK_CODES = ("OK", "NO_SPEECH", "TOO_SHORT", "TOO_NOISY", "CLIPPED", "TOO_QUIET")
+
+
+@dataclass(frozen=True)
+class Quality:
+    net_speech_s: float  # seconds of speech found by VAD
+    snr_db: float  # estimated speech-to-noise ratio
+    clipping_ratio: float  # fraction of samples at full scale
+    level_dbfs: float  # speech level (RMS of speech, dBFS)
+    codes: tuple[str, ...] = field(default=("OK",))
+
+    @property
+    def ok(self) -> bool:
+        return self.codes == ("OK",)
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """Decoded, resampled, speech-only audio with its quality measures."""
+
+    speech: FloatArray  # mono float32 at ``sample_rate``, speech segments only (VAD), ready to embed
+    sample_rate: int  # 16000 (the engine's rate)
+    duration_s: float  # total decoded duration, silence included
+    narrowband: bool  # came through a telephone channel (<= 8 kHz rate or G.711 codec)
+    quality: Quality
+    source_format: str = ""  # human-readable, e.g. "wav pcm16 8000 Hz 2 ch (channel 0)"

@@ -1,0 +1,1 @@
+"""Scoring: similarity, normalisation, calibration, decisions and metrics."""
