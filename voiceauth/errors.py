@@ -16,7 +16,13 @@ Hierarchy::
     │   ├── UnsupportedFormat    a codec, rate or channel layout we do not accept
     │   ├── AudioLimitExceeded   too large or too long
     │   └── InvalidSamples       NaN / Inf samples
-    └── EmbeddingError           the engine could not embed the input
+    ├── EmbeddingError           the engine could not embed the input
+    └── StoreError               the voiceprint store refused or failed an operation
+        ├── NotFound             no such tenant / speaker / row
+        ├── AlreadyExists        a unique name or reference is taken
+        ├── ConsentRequired      enrolment without a valid consent record
+        ├── DataKeyError         data key missing, malformed or unknown key id
+        └── AuditChainBroken     the audit hash chain does not verify
 """
 
 from __future__ import annotations
@@ -24,14 +30,20 @@ from __future__ import annotations
 __all__ = [
     "AudioDecodeError",
     "AudioError",
+    "AlreadyExists",
     "AudioLimitExceeded",
+    "AuditChainBroken",
     "ConfigError",
+    "ConsentRequired",
+    "DataKeyError",
     "EmbeddingError",
     "InvalidSamples",
     "ModelChecksumMismatch",
     "ModelError",
     "ModelFetchError",
     "ModelFileMissing",
+    "NotFound",
+    "StoreError",
     "UnsupportedFormat",
     "VoiceAuthError",
 ]
@@ -86,3 +98,30 @@ class InvalidSamples(AudioError):
 
 class EmbeddingError(VoiceAuthError):
     code = "embedding-error"
+
+
+# -- store / enrolment / verification ------------------------------------------------------------------
+
+
+class StoreError(VoiceAuthError):
+    code = "store-error"
+
+
+class NotFound(StoreError):
+    code = "not-found"
+
+
+class AlreadyExists(StoreError):
+    code = "already-exists"
+
+
+class ConsentRequired(StoreError):
+    code = "consent-required"
+
+
+class DataKeyError(StoreError):
+    code = "data-key-error"
+
+
+class AuditChainBroken(StoreError):
+    code = "audit-chain-broken"
