@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Precision", "Settings", "get_settings"]
@@ -44,10 +44,49 @@ class Settings(BaseSettings):
     device: Device = "auto"
     num_threads: int | None = Field(default=None, ge=1, description="torch intra-op threads; None = torch's.")
 
+    # -- store / enrolment / verification --------------------------------------------------------------
+    data_dir: Path | None = Field(default=None, description="SQLite db and dev data key; None = $home/data.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL (postgresql+psycopg://...); None = SQLite in data_dir."
+    )
+    data_key: SecretStr | None = Field(
+        default=None, description="AES-256 key(s), base64 of 32 bytes, comma-separated; the first encrypts."
+    )
+    data_key_file: Path | None = Field(
+        default=None, description="File of base64 data keys, one a line, the first encrypts (if no data_key)."
+    )
+    generate_data_key: bool = Field(
+        default=True, description="Dev only: make $data_dir/data.key if no key is set; false in production."
+    )
+    enroll_target_speech_s: float = Field(default=20.0, gt=0, description="Net speech for 100% enrolment.")
+    enroll_min_speech_s: float = Field(default=8.0, gt=0, description="Net speech for a usable voiceprint.")
+    enroll_min_utterance_speech_s: float = Field(
+        default=1.0, ge=0, description="Enrolment utterances with less net speech are refused (TOO_SHORT)."
+    )
+    enroll_consistency_operating_point: str = Field(
+        default="convenience", description="Anti-poisoning: threshold vs. enrolled."
+    )
+    verify_min_speech_s: float = Field(default=3.0, ge=0, description="Net speech needed for a decision.")
+    verify_operating_point: str = Field(default="high_security", description="Threshold name decisions use.")
+    adapt_voiceprint: bool = Field(default=False, description="Blend accepted probes into the voiceprint.")
+    adapt_weight: float = Field(default=0.1, gt=0, lt=1, description="Weight of one probe in adaptation.")
+    lockout_failures: int = Field(default=5, ge=1, description="Failures before lockout (800-63B).")
+    lockout_base_s: float = Field(default=30.0, ge=30, description="First lockout; doubles per failure.")
+    lockout_disable_failures: int = Field(
+        default=20, ge=2, description="Consecutive failures that disable voice until staff re-enable it."
+    )
+    retention_days: int = Field(default=3 * 365, ge=1, description="Unused voiceprints expire after.")
+    watchlist_operating_point: str = Field(default="high_security", description="Watchlist hit threshold.")
+
     @property
     def model_cache_dir(self) -> Path:
         """Where fetched model files are stored (``$home/models/spkrec-ecapa-voxceleb``)."""
         return self.home / "models" / "spkrec-ecapa-voxceleb"
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        """Where the embedded store keeps its files (``data_dir`` or ``$home/data``)."""
+        return self.data_dir if self.data_dir is not None else self.home / "data"
 
 
 @lru_cache(maxsize=1)
