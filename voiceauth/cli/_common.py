@@ -23,5 +23,3 @@ def user_errors() -> Iterator[None]:
     except VoiceAuthError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from exc
-
-

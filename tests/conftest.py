@@ -1,0 +1,54 @@
+"""Fixtures shared by the whole suite: data locations, the verified model, the real engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from models.fetch import ensure_model
+from voiceauth.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "audio_samples"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+FSDD = SHARED_DATA / "fsdd"
+LIBRISPEECH = SHARED_DATA / "librispeech-cohort"
+FSDD_SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
+
+
+@pytest.fixture(scope="session")
+def fsdd_dir() -> Path:
+    if not FSDD.is_dir():
+        pytest.skip(f"shared FSDD corpus not found at {FSDD} (it exists on developer machines and in CI)")
+    return FSDD
+
+
+@pytest.fixture(scope="session")
+def librispeech_dir() -> Path:
+    if not LIBRISPEECH.is_dir():
+        pytest.skip(
+            f"shared LibriSpeech cohort not found at {LIBRISPEECH} (it exists on developer machines and in CI)"
+        )
+    return LIBRISPEECH
+
+
+def fsdd_string(fsdd: Path, speaker: str, digits: list[int], index: int) -> np.ndarray:
+    """Concatenate FSDD recordings ``{d}_{speaker}_{index}.wav`` into one 8 kHz digit string."""
+    parts = [sf.read(fsdd / f"{d}_{speaker}_{index}.wav", dtype="float32")[0] for d in digits]
+    return np.concatenate(parts).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    """The verified real ECAPA files (fetched by `make test` before pytest runs)."""
+    return ensure_model(Settings())
+
+
+@pytest.fixture(scope="session")
+def engine(model_dir: Path):  # type: ignore[no-untyped-def]
+    from voiceauth.embedding.ecapa import EcapaEngine
+
+    return EcapaEngine(model_dir, precision="fp32", device="cpu", verify=False)
