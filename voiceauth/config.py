@@ -44,6 +44,19 @@ class Settings(BaseSettings):
     device: Device = "auto"
     num_threads: int | None = Field(default=None, ge=1, description="torch intra-op threads; None = torch's.")
 
+    # -- audio front end (voiceauth.audio) -------------------------------------------------------------
+    max_upload_bytes: int = Field(default=20_000_000, ge=1024, description="Largest audio upload accepted.")
+    max_audio_duration_s: float = Field(default=120.0, gt=0, description="Longest audio accepted (decoded).")
+    max_audio_channels: int = Field(default=8, ge=1, le=64, description="Most interleaved channels accepted.")
+    min_speech_s: float = Field(default=1.0, ge=0, description="Less net speech than this is TOO_SHORT.")
+    min_snr_db: float = Field(default=10.0, description="Estimated SNR below this is TOO_NOISY.")
+    max_clipping_ratio: float = Field(default=0.01, ge=0, le=1, description="More clipped samples is CLIPPED.")
+    min_level_dbfs: float = Field(default=-40.0, le=0, description="Speech RMS below this is TOO_QUIET.")
+    vad_threshold: float = Field(default=0.5, gt=0, lt=1, description="Silero speech probability threshold.")
+    vad_min_speech_ms: int = Field(default=200, ge=0, description="Shorter VAD speech segments are dropped.")
+    vad_min_silence_ms: int = Field(default=100, ge=0, description="Shorter pauses do not split segments.")
+    vad_speech_pad_ms: int = Field(default=30, ge=0, description="Audio kept either side of each segment.")
+
     # -- store / enrolment / verification --------------------------------------------------------------
     data_dir: Path | None = Field(default=None, description="SQLite db and dev data key; None = $home/data.")
     database_url: str | None = Field(
@@ -77,6 +90,14 @@ class Settings(BaseSettings):
     )
     retention_days: int = Field(default=3 * 365, ge=1, description="Unused voiceprints expire after.")
     watchlist_operating_point: str = Field(default="high_security", description="Watchlist hit threshold.")
+
+    # -- scoring (normalisation, calibration) ---------------------------------------------------------
+    scoring_backend: Literal["cohort", "cosine"] = Field(
+        default="cohort", description="cohort = AS-norm + calibration (shipped models/cohort); cosine = baseline."
+    )
+    scoring_cohort_dir: Path | None = Field(
+        default=None, description="Directory with cohort.npz/backend.json/MANIFEST.json; None = shipped."
+    )
 
     @property
     def model_cache_dir(self) -> Path:
