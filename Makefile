@@ -8,7 +8,16 @@ PYTEST_ARGS ?=
 
 .PHONY: setup model demo test check bench-quick clean
 
+# Debian packages the tests and prompts need (espeak-ng: IVR prompts and synthetic-speech tests; sox: audio tools).
+SYSDEPS := espeak-ng sox
+
 $(STAMP): pyproject.toml
+	@missing=""; for p in $(SYSDEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "note: install these Debian packages for the full test suite:$$missing"; fi; \
+	fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
