@@ -99,6 +99,15 @@ class Settings(BaseSettings):
         default=None, description="Directory with cohort.npz/backend.json/MANIFEST.json; None = shipped."
     )
 
+    # -- HTTP API (voiceauth.api) ----------------------------------------------------------------------
+    api_rate_limit_per_minute: float = Field(default=120.0, gt=0, description="Sustained requests per key.")
+    api_rate_limit_burst: int = Field(default=30, ge=1, description="Requests a key may make at once.")
+    api_request_timeout_s: float = Field(default=60.0, gt=0, description="Whole-request time limit (503 after).")
+    api_audio_workers: int = Field(default=2, ge=1, description="Threads running front end + engine at once.")
+    api_max_queued_audio: int = Field(default=32, ge=1, description="Audio requests waiting beyond: 503.")
+    api_key_reload_s: float = Field(default=2.0, gt=0, description="How often the data-key file is re-read.")
+    api_demo_tenant: str = Field(default="demo", description="Tenant `voiceauth serve` creates on embedded defaults.")
+
     @property
     def model_cache_dir(self) -> Path:
         """Where fetched model files are stored (``$home/models/spkrec-ecapa-voxceleb``)."""
