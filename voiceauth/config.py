@@ -108,6 +108,23 @@ class Settings(BaseSettings):
     api_key_reload_s: float = Field(default=2.0, gt=0, description="How often the data-key file is re-read.")
     api_demo_tenant: str = Field(default="demo", description="Tenant `voiceauth serve` creates on embedded defaults.")
 
+    # -- streaming verification and IVR (voiceauth.streaming, ivr/) ------------------------------------
+    stream_embed_every_s: float = Field(default=0.5, gt=0, description="New net speech between re-embeddings.")
+    stream_max_speech_s: float = Field(default=8.0, gt=0, description="A stream decides at this much speech.")
+    stream_accept_margin: float = Field(default=0.0, ge=0, description="Points above the threshold to ACCEPT early.")
+    stream_reject_margin: float = Field(default=15.0, ge=0, description="Points below the threshold to REJECT early.")
+    ivr_tenant: str = Field(default="default", description="Tenant of Twilio streams (signed by twilio_auth_token).")
+    twilio_auth_token: SecretStr | None = Field(default=None, description="Validates X-Twilio-Signature if set.")
+    ivr_public_url: str | None = Field(default=None, description="Public base URL (https://host) for TwiML/signatures.")
+    ivr_webhook_url: str | None = Field(default=None, description="Call outcomes are POSTed here as JSON.")
+    ivr_webhook_secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key signing webhook posts.")
+    ivr_max_frame_bytes: int = Field(default=65536, ge=1024, description="Larger WebSocket frames end the call.")
+    ivr_idle_timeout_s: float = Field(default=10.0, gt=0, description="No frame for this long ends the call.")
+    ivr_max_call_s: float = Field(default=900.0, gt=0, description="Calls are ended after this long.")
+    ivr_workers: int = Field(default=2, ge=1, description="Threads running stream VAD + embedding.")
+    ivr_pin_file: Path | None = Field(default=None, description="JSON {tenant: {ref: pbkdf2 hash}} for PIN fallback.")
+    ivr_prompt_dir: Path | None = Field(default=None, description="Prompt WAV cache; None = $home/prompts.")
+
     @property
     def model_cache_dir(self) -> Path:
         """Where fetched model files are stored (``$home/models/spkrec-ecapa-voxceleb``)."""
