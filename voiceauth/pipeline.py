@@ -1,0 +1,154 @@
+"""The whole path in one place: audio -> front end -> embedding -> scoring / decision -> store and audit.
+
+Used by the HTTP API and the IVR flows; each step is its own module and this one only sequences them::
+
+    pipe = Pipeline.from_settings(settings)
+    pipe.register("acme", "customer-42", consent_method="ivr", consent_text_version="v1", actor="api")
+    pipe.enroll("acme", "customer-42", wav_bytes)             # -> EnrollmentResult (progress, feedback)
+    pipe.verify("acme", "customer-42", wav_bytes, call_id=c)  # -> VerificationResult (decision, score)
+
+Audio may be given as bytes (decoded by the front end) or as an already-built :class:`Utterance`.
+Audio is embedded only when it is good enough to be used; it is never stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from enrollment.policy import EnrollmentPolicy, screen_quality
+from enrollment.session import Enroller, EnrollmentResult
+from voiceauth.audio.types import Utterance
+from voiceauth.config import Settings
+from voiceauth.embedding.base import EmbeddingEngine, FloatArray
+from voiceauth.scoring.base import CosineScorer, Scorer
+from voiceauth.store.repo import Clock, Store, open_store, utcnow
+from voiceauth.verification import VerificationPolicy, VerificationResult, Verifier
+from voiceauth.watchlist import COSINE_OPERATING_POINTS
+
+__all__ = ["AudioInput", "FrontEndLike", "Pipeline", "default_scoring"]
+
+log = logging.getLogger(__name__)
+
+
+class FrontEndLike(Protocol):
+    def from_bytes(
+        self, data: bytes, *, fmt: str | None = None, sample_rate: int | None = None, channel: int | None = None
+    ) -> Utterance: ...
+
+
+AudioInput = bytes | Utterance
+
+
+def default_scoring(settings: Settings) -> tuple[Scorer, dict[str, float]]:
+    """The production scorer and its measured operating points (plain cosine only if none is configured)."""
+    from voiceauth.scoring.factory import create_scorer
+
+    scorer = create_scorer(settings)
+    if isinstance(scorer, CosineScorer):
+        return scorer, dict(COSINE_OPERATING_POINTS)
+    from voiceauth.scoring.operating_points import default_operating_points
+
+    return scorer, default_operating_points()
+
+
+@dataclass
+class Pipeline:
+    engine: EmbeddingEngine
+    enroller: Enroller
+    verifier: Verifier
+    frontend: FrontEndLike | None = None
+    min_verify_speech_s: float = 3.0
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        engine: EmbeddingEngine | None = None,
+        scorer: Scorer | None = None,
+        operating_points: Mapping[str, float] | None = None,
+        store: Store | None = None,
+        frontend: FrontEndLike | None = None,
+        clock: Clock = utcnow,
+    ) -> Pipeline:
+        """Wire every component from settings; any of them may be injected (tests, the API's lifespan)."""
+        if engine is None:
+            from voiceauth.embedding.factory import create_engine
+
+            engine = create_engine(settings)
+        if scorer is None:
+            scorer, points = default_scoring(settings)
+            operating_points = operating_points or points
+        elif operating_points is None:
+            operating_points = COSINE_OPERATING_POINTS if isinstance(scorer, CosineScorer) else None
+            if operating_points is None:
+                from voiceauth.scoring.operating_points import default_operating_points
+
+                operating_points = default_operating_points()
+        if frontend is None:
+            from voiceauth.audio.frontend import FrontEnd
+
+            frontend = FrontEnd(settings)
+        store = store or open_store(settings, clock=clock)
+        vpol = VerificationPolicy.from_settings(settings)
+        return cls(
+            engine=engine,
+            enroller=Enroller(store, scorer, operating_points, EnrollmentPolicy.from_settings(settings)),
+            verifier=Verifier(store, scorer, operating_points, vpol),
+            frontend=frontend,
+            min_verify_speech_s=vpol.min_speech_s,
+        )
+
+    @property
+    def store(self) -> Store:
+        return self.enroller.store
+
+    # -- steps ----------------------------------------------------------------------------------------
+    def utterance(self, audio: AudioInput, **decode: Any) -> Utterance:
+        """Front end: bytes (``fmt``, ``sample_rate``, ``channel`` as keywords) -> Utterance; raises AudioError."""
+        if isinstance(audio, Utterance):
+            return audio
+        if self.frontend is None:
+            raise TypeError("this pipeline has no front end; pass an Utterance")
+        return self.frontend.from_bytes(audio, **decode)
+
+    def embed(self, utt: Utterance) -> FloatArray:
+        return self.engine.embed(utt.speech, utt.sample_rate)
+
+    # -- operations -------------------------------------------------------------------------------------
+    def register(
+        self, tenant: str, external_ref: str, *, consent_method: str, consent_text_version: str, actor: str
+    ) -> int:
+        return self.enroller.register(
+            tenant, external_ref, consent_method=consent_method, consent_text_version=consent_text_version, actor=actor
+        )
+
+    def enroll(
+        self,
+        tenant: str,
+        external_ref: str,
+        audio: AudioInput,
+        *,
+        replace: bool = False,
+        actor: str = "",
+        **decode: Any,
+    ) -> EnrollmentResult:
+        utt = self.utterance(audio, **decode)
+        usable = not screen_quality(utt.quality, self.enroller.policy) and utt.speech.size > 0
+        emb = self.embed(utt) if usable else None
+        return self.enroller.enroll(
+            tenant, external_ref, emb, utt.quality, narrowband=utt.narrowband, replace=replace, actor=actor
+        )
+
+    def verify(
+        self, tenant: str, external_ref: str, audio: AudioInput, *, call_id: str = "", actor: str = "", **decode: Any
+    ) -> VerificationResult:
+        utt = self.utterance(audio, **decode)
+        speech_s = utt.quality.net_speech_s
+        emb = self.embed(utt) if speech_s >= self.min_verify_speech_s and utt.speech.size > 0 else None
+        return self.verifier.verify(
+            tenant, external_ref, emb, net_speech_s=speech_s, narrowband=utt.narrowband, call_id=call_id, actor=actor
+        )

@@ -1,0 +1,116 @@
+"""API keys: created once, shown once, stored only as a SHA-256 hash, scoped to one tenant and one role.
+
+A key looks like ``va_<prefix>_<secret>``: ``prefix`` (8 hex digits) is stored in clear so staff can tell keys
+apart in listings and audit events; ``secret`` is 256 random bits. Because the secret is random and long, a plain
+SHA-256 is a sound verifier (no password-stretching needed) and lookups are a unique-index hit on the hash.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import select
+
+from voiceauth.errors import NotFound, StoreError
+from voiceauth.store.models import ApiKey, Tenant
+from voiceauth.store.repo import StoreTx
+
+__all__ = [
+    "KEY_PREFIX",
+    "ApiPrincipal",
+    "Role",
+    "authenticate",
+    "create_api_key",
+    "hash_api_key",
+    "list_api_keys",
+    "revoke_api_key",
+]
+
+KEY_PREFIX = "va_"
+#: last_used_at is written at most this often per key (no write per request)
+_TOUCH_EVERY = dt.timedelta(seconds=60)
+
+
+class Role(StrEnum):
+    TELEPHONY = "telephony"  # enrol, verify: decisions only
+    SECURITY = "security"  # scores, thresholds, audit, watchlist
+    ADMIN = "admin"  # tenants, keys
+
+
+@dataclass(frozen=True)
+class ApiPrincipal:
+    """Who is calling: one key of one tenant."""
+
+    key_id: int
+    prefix: str
+    role: Role
+    tenant_id: int
+    tenant: str
+
+    @property
+    def actor(self) -> str:
+        """How audit events name this caller (never the key itself)."""
+        return f"key:{self.prefix}:{self.role.value}"
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _parse_role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError as exc:
+        raise StoreError(f"role {role!r} is not valid; use one of {', '.join(r.value for r in Role)}") from exc
+
+
+def create_api_key(tx: StoreTx, tenant_id: int, role: str, *, label: str = "", actor: str) -> tuple[ApiKey, str]:
+    """A new key for ``tenant_id`` -> (row, the key in clear: show it once, it is not kept)."""
+    r = _parse_role(role)
+    if len(label) > 128:
+        raise StoreError(f"key label of {len(label)} characters is too long; use at most 128")
+    prefix = secrets.token_hex(4)
+    key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    row = ApiKey(
+        tenant_id=tenant_id, role=r.value, key_hash=hash_api_key(key), prefix=prefix, label=label, created_at=tx.clock()
+    )
+    tx.session.add(row)
+    tx.session.flush()
+    tx.audit("key.create", actor=actor, tenant_id=tenant_id, details={"key": prefix, "role": r.value, "label": label})
+    return row, key
+
+
+def authenticate(tx: StoreTx, key: str) -> ApiPrincipal | None:
+    """The principal of a valid, unrevoked key, or None (unknown, malformed or revoked)."""
+    if not key.startswith(KEY_PREFIX) or len(key) > 128:
+        return None
+    digest = hash_api_key(key)
+    row = tx.session.execute(select(ApiKey).where(ApiKey.key_hash == digest)).scalar_one_or_none()
+    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, digest):
+        return None
+    tenant = tx.session.get(Tenant, row.tenant_id)
+    if tenant is None:
+        return None
+    now = tx.clock()
+    if row.last_used_at is None or now - row.last_used_at >= _TOUCH_EVERY:
+        row.last_used_at = now
+    return ApiPrincipal(row.id, row.prefix, Role(row.role), tenant.id, tenant.name)
+
+
+def list_api_keys(tx: StoreTx, tenant_id: int) -> list[ApiKey]:
+    return list(tx.session.execute(select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.id)).scalars())
+
+
+def revoke_api_key(tx: StoreTx, tenant_id: int, key_id: int, *, actor: str) -> ApiKey:
+    row = tx.session.get(ApiKey, key_id)
+    if row is None or row.tenant_id != tenant_id:
+        raise NotFound(f"API key {key_id} does not exist in this tenant")
+    if row.revoked_at is None:
+        row.revoked_at = tx.clock()
+        tx.audit("key.revoke", actor=actor, tenant_id=tenant_id, details={"key": row.prefix})
+    return row

@@ -1,0 +1,448 @@
+"""The voiceprint store: one :class:`Store` per process, one :class:`StoreTx` per unit of work.
+
+Everything a unit of work writes (an utterance, the voiceprint it changes, the audit event recording it) commits
+together or not at all::
+
+    with store.transaction() as tx:
+        spk = tx.speaker(tenant.id, "customer-42", lock=True)
+        ...
+
+Embeddings are encrypted on the way in and decrypted on the way out (see :mod:`voiceauth.store.crypto`);
+callers only ever see float32 arrays.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from voiceauth.audio.types import Quality
+from voiceauth.config import Settings
+from voiceauth.embedding.base import FloatArray
+from voiceauth.errors import AlreadyExists, NotFound, StoreError
+from voiceauth.store import audit as _audit
+from voiceauth.store.crypto import Keyring, load_keyring
+from voiceauth.store.db import create_db_engine, database_url, migrate
+from voiceauth.store.models import (
+    ConsentRecord,
+    EnrollmentUtterance,
+    Lockout,
+    Speaker,
+    SpeakerStatus,
+    StoreMeta,
+    Tenant,
+    Threshold,
+    Voiceprint,
+    WatchlistEntry,
+)
+
+__all__ = ["Clock", "StoredUtterance", "StoredVoiceprint", "Store", "StoreTx", "open_store", "utcnow"]
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _aad(table: str, owner_id: int) -> bytes:
+    return f"voiceauth:{table}:{owner_id}".encode()
+
+
+@dataclass(frozen=True)
+class StoredUtterance:
+    id: int
+    embedding: FloatArray
+    net_speech_s: float
+    narrowband: bool
+
+
+@dataclass(frozen=True)
+class StoredVoiceprint:
+    embedding: FloatArray
+    net_speech_s: float
+    n_utterances: int
+    narrowband: bool
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    expires_at: dt.datetime
+
+
+class StoreTx:
+    """Operations inside one database transaction (obtain from :meth:`Store.transaction`)."""
+
+    def __init__(self, session: Session, keyring: Keyring, clock: Clock, salt: bytes) -> None:
+        self.session = session
+        self.keyring = keyring
+        self.clock = clock
+        self._salt = salt
+
+    # -- audit --------------------------------------------------------------------------------------
+    def pseudonym(self, tenant_id: int, external_ref: str) -> str:
+        """A stable pseudonym of a speaker for audit rows (HMAC with this install's salt)."""
+        mac = hmac.new(self._salt, f"{tenant_id}\x00{external_ref}".encode(), hashlib.sha256)
+        return "p:" + mac.hexdigest()[:32]
+
+    def audit(
+        self,
+        action: str,
+        *,
+        actor: str,
+        tenant_id: int | None = None,
+        speaker: Speaker | None = None,
+        subject: str = "",
+        outcome: str = "",
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        if speaker is not None:
+            tenant_id = speaker.tenant_id
+            subject = self.pseudonym(speaker.tenant_id, speaker.external_ref)
+        _audit.append_event(
+            self.session,
+            ts=self.clock(),
+            actor=actor,
+            action=action,
+            tenant_id=tenant_id,
+            subject=subject,
+            outcome=outcome,
+            details=details,
+        )
+
+    # -- tenants and thresholds -----------------------------------------------------------------------
+    def tenant(self, name: str) -> Tenant:
+        t = self.session.execute(select(Tenant).where(Tenant.name == name)).scalar_one_or_none()
+        if t is None:
+            raise NotFound(f"tenant {name!r} does not exist")
+        return t
+
+    def get_or_create_tenant(self, name: str, *, actor: str = "system") -> Tenant:
+        if not name or len(name) > 128:
+            raise StoreError(f"tenant name {name!r} is not valid; use 1-128 characters")
+        t = self.session.execute(select(Tenant).where(Tenant.name == name)).scalar_one_or_none()
+        if t is None:
+            t = Tenant(name=name, created_at=self.clock())
+            self.session.add(t)
+            self.session.flush()
+            self.audit("tenant.create", actor=actor, tenant_id=t.id, subject=f"tenant:{t.id}")
+        return t
+
+    def thresholds(self, tenant_id: int) -> dict[str, float]:
+        rows = self.session.execute(select(Threshold).where(Threshold.tenant_id == tenant_id)).scalars()
+        return {r.name: r.value for r in rows}
+
+    def set_threshold(self, tenant_id: int, name: str, value: float, *, actor: str) -> None:
+        row = self.session.get(Threshold, (tenant_id, name))
+        old = None if row is None else row.value
+        if row is None:
+            self.session.add(Threshold(tenant_id=tenant_id, name=name, value=value, updated_at=self.clock()))
+        else:
+            row.value, row.updated_at = value, self.clock()
+        self.audit(
+            "threshold.set",
+            actor=actor,
+            tenant_id=tenant_id,
+            details={"name": name, "old": old, "new": value},
+        )
+
+    # -- speakers, consent, privacy operations ----------------------------------------------------------
+    def speaker(self, tenant_id: int, external_ref: str, *, lock: bool = False) -> Speaker | None:
+        q = select(Speaker).where(Speaker.tenant_id == tenant_id, Speaker.external_ref == external_ref)
+        if lock:
+            q = q.with_for_update()
+        return self.session.execute(q).scalar_one_or_none()
+
+    def require_speaker(self, tenant_id: int, external_ref: str, *, lock: bool = False) -> Speaker:
+        spk = self.speaker(tenant_id, external_ref, lock=lock)
+        if spk is None:
+            raise NotFound(f"speaker {external_ref!r} is not registered in this tenant")
+        return spk
+
+    def create_speaker(self, tenant_id: int, external_ref: str, *, actor: str) -> Speaker:
+        if not external_ref or len(external_ref) > 256:
+            raise StoreError(f"external reference {external_ref!r} is not valid; use 1-256 characters")
+        if self.speaker(tenant_id, external_ref) is not None:
+            raise AlreadyExists(f"speaker {external_ref!r} already exists in this tenant")
+        now = self.clock()
+        spk = Speaker(tenant_id=tenant_id, external_ref=external_ref, created_at=now, updated_at=now)
+        self.session.add(spk)
+        self.session.flush()
+        self.audit("speaker.create", actor=actor, speaker=spk)
+        return spk
+
+    def record_consent(self, speaker: Speaker, *, method: str, text_version: str, actor: str) -> ConsentRecord:
+        c = ConsentRecord(
+            speaker_id=speaker.id,
+            method=method,
+            text_version=text_version,
+            recorded_by=actor,
+            given_at=self.clock(),
+        )
+        self.session.add(c)
+        if speaker.status == SpeakerStatus.OPTED_OUT:
+            speaker.status = SpeakerStatus.ACTIVE.value
+        speaker.updated_at = self.clock()
+        self.session.flush()
+        self.audit("consent.record", actor=actor, speaker=speaker, details={"method": method, "text": text_version})
+        return c
+
+    def active_consent(self, speaker: Speaker) -> ConsentRecord | None:
+        q = (
+            select(ConsentRecord)
+            .where(ConsentRecord.speaker_id == speaker.id, ConsentRecord.withdrawn_at.is_(None))
+            .order_by(ConsentRecord.given_at.desc())
+            .limit(1)
+        )
+        return self.session.execute(q).scalar_one_or_none()
+
+    def opt_out(self, speaker: Speaker, *, actor: str) -> None:
+        """Delete the speaker's biometric data, withdraw consent; later verifications answer OPTED_OUT."""
+        self.clear_enrollment(speaker)
+        self.session.execute(delete(Lockout).where(Lockout.speaker_id == speaker.id))
+        now = self.clock()
+        for c in self.session.execute(
+            select(ConsentRecord).where(ConsentRecord.speaker_id == speaker.id, ConsentRecord.withdrawn_at.is_(None))
+        ).scalars():
+            c.withdrawn_at = now
+        speaker.status, speaker.updated_at = SpeakerStatus.OPTED_OUT.value, now
+        self.audit("speaker.opt_out", actor=actor, speaker=speaker)
+
+    def erase(self, speaker: Speaker, *, actor: str) -> None:
+        """Delete the speaker and every row that belongs to it; the audit keeps only the pseudonym."""
+        self.audit("speaker.erase", actor=actor, speaker=speaker)
+        self.session.delete(speaker)  # ON DELETE CASCADE removes consents, utterances, voiceprint, lockout, attempts
+        self.session.flush()
+
+    def set_voice_disabled(self, speaker: Speaker, disabled: bool, *, actor: str) -> None:
+        speaker.voice_disabled, speaker.updated_at = disabled, self.clock()
+        if not disabled:
+            self.session.execute(delete(Lockout).where(Lockout.speaker_id == speaker.id))
+        self.audit("speaker.voice_disabled" if disabled else "speaker.voice_enabled", actor=actor, speaker=speaker)
+
+    # -- enrolment utterances and voiceprints -------------------------------------------------------------
+    def enrollment_utterances(self, speaker: Speaker) -> list[StoredUtterance]:
+        rows = self.session.execute(
+            select(EnrollmentUtterance)
+            .where(EnrollmentUtterance.speaker_id == speaker.id)
+            .order_by(EnrollmentUtterance.id)
+        ).scalars()
+        aad = _aad("enrollment_utterances", speaker.id)
+        return [
+            StoredUtterance(r.id, self.keyring.decrypt_vector(r.key_id, r.embedding, aad), r.net_speech_s, r.narrowband)
+            for r in rows
+        ]
+
+    def add_enrollment_utterance(
+        self, speaker: Speaker, embedding: FloatArray, quality: Quality, *, narrowband: bool
+    ) -> EnrollmentUtterance:
+        key_id, blob = self.keyring.encrypt_vector(embedding, _aad("enrollment_utterances", speaker.id))
+        row = EnrollmentUtterance(
+            speaker_id=speaker.id,
+            key_id=key_id,
+            embedding=blob,
+            net_speech_s=quality.net_speech_s,
+            snr_db=quality.snr_db,
+            clipping_ratio=quality.clipping_ratio,
+            level_dbfs=quality.level_dbfs,
+            narrowband=narrowband,
+            created_at=self.clock(),
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def clear_enrollment(self, speaker: Speaker) -> None:
+        self.session.execute(delete(EnrollmentUtterance).where(EnrollmentUtterance.speaker_id == speaker.id))
+        self.session.execute(delete(Voiceprint).where(Voiceprint.speaker_id == speaker.id))
+
+    def voiceprint(self, speaker: Speaker) -> StoredVoiceprint | None:
+        vp = self.session.get(Voiceprint, speaker.id)
+        if vp is None:
+            return None
+        emb = self.keyring.decrypt_vector(vp.key_id, vp.embedding, _aad("voiceprints", speaker.id))
+        return StoredVoiceprint(
+            emb,
+            vp.net_speech_s,
+            vp.n_utterances,
+            vp.narrowband,
+            vp.created_at,
+            vp.last_used_at,
+            vp.expires_at,
+        )
+
+    def save_voiceprint(
+        self,
+        speaker: Speaker,
+        embedding: FloatArray,
+        *,
+        net_speech_s: float,
+        n_utterances: int,
+        narrowband: bool,
+        retention: dt.timedelta,
+    ) -> None:
+        now = self.clock()
+        key_id, blob = self.keyring.encrypt_vector(embedding, _aad("voiceprints", speaker.id))
+        vp = self.session.get(Voiceprint, speaker.id)
+        if vp is None:
+            vp = Voiceprint(speaker_id=speaker.id, created_at=now)
+            self.session.add(vp)
+        vp.key_id, vp.embedding, vp.net_speech_s, vp.n_utterances = key_id, blob, net_speech_s, n_utterances
+        vp.narrowband, vp.updated_at, vp.expires_at = narrowband, now, now + retention
+        self.session.flush()
+
+    def touch_voiceprint(self, speaker: Speaker, *, retention: dt.timedelta) -> None:
+        vp = self.session.get(Voiceprint, speaker.id)
+        if vp is not None:
+            now = self.clock()
+            vp.last_used_at, vp.expires_at = now, now + retention
+
+    # -- lockout -------------------------------------------------------------------------------------------
+    def lockout(self, speaker: Speaker) -> Lockout:
+        row = self.session.get(Lockout, speaker.id, with_for_update=True)
+        if row is None:
+            row = Lockout(speaker_id=speaker.id, consecutive_failures=0, locked_until=None, updated_at=self.clock())
+            self.session.add(row)
+            self.session.flush()
+        return row
+
+    # -- watchlist -----------------------------------------------------------------------------------------
+    def add_watchlist_entry(self, tenant_id: int, label: str, embedding: FloatArray, *, actor: str) -> int:
+        key_id, blob = self.keyring.encrypt_vector(embedding, _aad("watchlist_entries", tenant_id))
+        row = WatchlistEntry(
+            tenant_id=tenant_id,
+            label=label,
+            key_id=key_id,
+            embedding=blob,
+            created_by=actor,
+            created_at=self.clock(),
+        )
+        self.session.add(row)
+        self.session.flush()
+        self.audit("watchlist.add", actor=actor, tenant_id=tenant_id, details={"entry": row.id})
+        return row.id
+
+    def remove_watchlist_entry(self, tenant_id: int, entry_id: int, *, actor: str) -> None:
+        row = self.session.get(WatchlistEntry, entry_id)
+        if row is None or row.tenant_id != tenant_id:
+            raise NotFound(f"watchlist entry {entry_id} does not exist in this tenant")
+        self.session.delete(row)
+        self.audit("watchlist.remove", actor=actor, tenant_id=tenant_id, details={"entry": entry_id})
+
+    def watchlist(self, tenant_id: int) -> list[tuple[int, str, FloatArray]]:
+        rows = self.session.execute(
+            select(WatchlistEntry).where(WatchlistEntry.tenant_id == tenant_id).order_by(WatchlistEntry.id)
+        ).scalars()
+        aad = _aad("watchlist_entries", tenant_id)
+        return [(r.id, r.label, self.keyring.decrypt_vector(r.key_id, r.embedding, aad)) for r in rows]
+
+
+class Store:
+    """Engine, keyring, clock and pseudonym salt of one store; hands out transactions."""
+
+    def __init__(self, engine: Engine, keyring: Keyring, *, clock: Clock = utcnow, apply_migrations: bool = True):
+        self.engine = engine
+        self.keyring = keyring
+        self.clock = clock
+        if apply_migrations:
+            migrate(engine)
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._salt = self._load_salt()
+
+    def _load_salt(self) -> bytes:
+        for _ in range(2):
+            try:
+                with self._sessions.begin() as s:
+                    row = s.get(StoreMeta, "pseudonym_salt")
+                    if row is None:
+                        row = StoreMeta(key="pseudonym_salt", value=secrets.token_hex(32))
+                        s.add(row)
+                    return bytes.fromhex(row.value)
+            except IntegrityError:  # another worker created it first
+                continue
+        raise RuntimeError("could not create the store's pseudonym salt")
+
+    @contextmanager
+    def transaction(self) -> Iterator[StoreTx]:
+        """One unit of work: commits on normal exit, rolls back on any exception."""
+        with self._sessions.begin() as session:
+            yield StoreTx(session, self.keyring, self.clock, self._salt)
+
+    def verify_audit_chain(self) -> _audit.ChainReport:
+        with self._sessions() as session:
+            return _audit.verify_chain(session)
+
+    def reencrypt(self, *, batch: int = 200, actor: str = "system") -> int:
+        """Re-encrypt every row not under the active key, ``batch`` rows per transaction; returns the count."""
+        total = 0
+        tables: list[tuple[type[EnrollmentUtterance] | type[Voiceprint] | type[WatchlistEntry], str]] = [
+            (EnrollmentUtterance, "speaker_id"),
+            (Voiceprint, "speaker_id"),
+            (WatchlistEntry, "tenant_id"),
+        ]
+        for model, owner in tables:
+            while True:
+                with self.transaction() as tx:
+                    rows: list[Any] = list(
+                        tx.session.execute(
+                            select(model).where(model.key_id != self.keyring.active_id).limit(batch).with_for_update()
+                        )
+                        .scalars()
+                        .all()
+                    )
+                    for r in rows:
+                        aad = _aad(str(model.__tablename__), getattr(r, owner))
+                        plain = self.keyring.decrypt(r.key_id, r.embedding, aad)
+                        r.key_id, r.embedding = self.keyring.encrypt(plain, aad)
+                    if rows:
+                        tx.audit(
+                            "data_key.reencrypt",
+                            actor=actor,
+                            details={"table": model.__tablename__, "rows": len(rows)},
+                        )
+                total += len(rows)
+                if len(rows) < batch:
+                    break
+        return total
+
+    def purge_expired(self, *, actor: str = "system") -> int:
+        """Delete voiceprints (and their utterances) past their expiry; their speakers become EXPIRED."""
+        with self.transaction() as tx:
+            now = tx.clock()
+            ids = tx.session.execute(select(Voiceprint.speaker_id).where(Voiceprint.expires_at <= now)).scalars().all()
+            for sid in ids:
+                spk = tx.session.get(Speaker, sid)
+                if spk is None:
+                    continue
+                tx.clear_enrollment(spk)
+                spk.status, spk.updated_at = SpeakerStatus.EXPIRED.value, now
+                tx.audit("voiceprint.purge_expired", actor=actor, speaker=spk)
+            return len(ids)
+
+    def count_rows(self, model: type[Any], **where: Any) -> int:
+        """Row count of a model (filters by equality); for KPIs and tests."""
+        with self._sessions() as s:
+            q = select(func.count()).select_from(model)
+            for k, v in where.items():
+                q = q.where(getattr(model, k) == v)
+            return int(s.execute(q).scalar_one())
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(settings: Settings, *, clock: Clock = utcnow, keyring: Keyring | None = None) -> Store:
+    """The configured store: database from settings (SQLite in the data dir by default), migrated to head."""
+    engine = create_db_engine(database_url(settings))
+    return Store(engine, keyring or load_keyring(settings), clock=clock)

@@ -1,0 +1,265 @@
+"""1:1 verification of a claimed speaker: decision states, lockout (NIST SP 800-63B) and the attempt record.
+
+The decision order is pure (:func:`precheck`, :meth:`LockoutPolicy.after_failure`); :class:`Verifier` applies it
+inside one store transaction, so the attempt, the lockout counter, the voiceprint's last use and the audit event
+are written together. Lockout counts consecutive REJECTs of a claimed identity across calls: after
+``failures`` (5) the identity is LOCKED_OUT for ``base_s`` (30 s), doubling with each further failure; at
+``disable_failures`` voice is disabled until security staff re-enable it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from voiceauth.config import Settings
+from voiceauth.embedding.base import FloatArray
+from voiceauth.scoring.base import Scorer
+from voiceauth.store.models import Speaker, SpeakerStatus, VerificationAttempt
+from voiceauth.store.repo import Store, StoredVoiceprint, StoreTx
+from voiceauth.watchlist import WatchlistHit, resolve_threshold, search_watchlist
+
+__all__ = [
+    "Decision",
+    "LockoutPolicy",
+    "VerificationPolicy",
+    "VerificationResult",
+    "Verifier",
+    "precheck",
+]
+
+log = logging.getLogger(__name__)
+
+
+class Decision(StrEnum):
+    ACCEPT = "ACCEPT"
+    REJECT = "REJECT"
+    NOT_ENOUGH_SPEECH = "NOT_ENOUGH_SPEECH"
+    NOT_ENROLLED = "NOT_ENROLLED"
+    OPTED_OUT = "OPTED_OUT"
+    EXPIRED = "EXPIRED"
+    LOCKED_OUT = "LOCKED_OUT"
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    failures: int = 5
+    base_s: float = 30.0
+    disable_failures: int = 20
+
+    def after_failure(self, consecutive_failures: int, now: dt.datetime) -> tuple[dt.datetime | None, bool]:
+        """For the failure count *including* the one just made -> (locked until, disable voice)."""
+        if consecutive_failures >= self.disable_failures:
+            return None, True
+        if consecutive_failures < self.failures:
+            return None, False
+        doublings = consecutive_failures - self.failures
+        return now + dt.timedelta(seconds=self.base_s * 2.0**doublings), False
+
+
+@dataclass(frozen=True)
+class VerificationPolicy:
+    min_speech_s: float = 3.0
+    operating_point: str = "high_security"
+    watchlist_operating_point: str = "high_security"
+    adapt: bool = False
+    adapt_weight: float = 0.1
+    retention: dt.timedelta = dt.timedelta(days=3 * 365)
+    lockout: LockoutPolicy = field(default_factory=LockoutPolicy)
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> VerificationPolicy:
+        return cls(
+            min_speech_s=s.verify_min_speech_s,
+            operating_point=s.verify_operating_point,
+            watchlist_operating_point=s.watchlist_operating_point,
+            adapt=s.adapt_voiceprint,
+            adapt_weight=s.adapt_weight,
+            retention=dt.timedelta(days=s.retention_days),
+            lockout=LockoutPolicy(s.lockout_failures, s.lockout_base_s, s.lockout_disable_failures),
+        )
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    decision: Decision
+    score: float | None = None  # calibrated 0-100 (security staff only)
+    raw_score: float | None = None  # plain cosine (security staff only)
+    normalized: float | None = None
+    threshold: float | None = None
+    operating_point: str = ""
+    net_speech_s: float = 0.0
+    watchlist_hit: WatchlistHit | None = None
+    locked_until: dt.datetime | None = None
+    attempt_id: int | None = None
+
+
+def precheck(
+    *,
+    registered: bool,
+    status: str,
+    voice_disabled: bool,
+    locked_until: dt.datetime | None,
+    has_voiceprint: bool,
+    expires_at: dt.datetime | None,
+    net_speech_s: float,
+    min_speech_s: float,
+    now: dt.datetime,
+) -> Decision | None:
+    """The decision reached before any scoring, or None when the probe must be scored."""
+    if not registered:
+        return Decision.NOT_ENROLLED
+    if status == SpeakerStatus.OPTED_OUT:
+        return Decision.OPTED_OUT
+    if voice_disabled or (locked_until is not None and now < locked_until):
+        return Decision.LOCKED_OUT
+    if status == SpeakerStatus.EXPIRED or (has_voiceprint and expires_at is not None and now >= expires_at):
+        return Decision.EXPIRED
+    if not has_voiceprint:
+        return Decision.NOT_ENROLLED
+    if net_speech_s < min_speech_s:
+        return Decision.NOT_ENOUGH_SPEECH
+    return None
+
+
+class Verifier:
+    """Decides ACCEPT / REJECT / ... for a probe embedding against a claimed speaker's voiceprint."""
+
+    def __init__(
+        self,
+        store: Store,
+        scorer: Scorer,
+        operating_points: Mapping[str, float],
+        policy: VerificationPolicy | None = None,
+    ) -> None:
+        self.store = store
+        self.scorer = scorer
+        self.operating_points = dict(operating_points)
+        self.policy = policy or VerificationPolicy()
+
+    def verify(
+        self,
+        tenant: str,
+        external_ref: str,
+        probe: FloatArray | None,
+        *,
+        net_speech_s: float,
+        narrowband: bool,
+        call_id: str = "",
+        actor: str = "",
+    ) -> VerificationResult:
+        """``probe`` may be None when the audio had too little speech to embed."""
+        p = self.policy
+        with self.store.transaction() as tx:
+            now = tx.clock()
+            t = tx.tenant(tenant)
+            overrides = tx.thresholds(t.id)
+            op_name = t.operating_point or p.operating_point
+            threshold = resolve_threshold(op_name, self.operating_points, overrides)
+            spk = tx.speaker(t.id, external_ref, lock=True)
+            vp = tx.voiceprint(spk) if spk is not None else None
+            lock = tx.lockout(spk) if spk is not None else None
+            decision = precheck(
+                registered=spk is not None,
+                status=spk.status if spk is not None else "",
+                voice_disabled=spk.voice_disabled if spk is not None else False,
+                locked_until=lock.locked_until if lock is not None else None,
+                has_voiceprint=vp is not None,
+                expires_at=vp.expires_at if vp is not None else None,
+                net_speech_s=net_speech_s if probe is not None else 0.0,
+                min_speech_s=p.min_speech_s,
+                now=now,
+            )
+            hit = None
+            if probe is not None and net_speech_s >= p.min_speech_s:
+                wl_threshold = resolve_threshold(p.watchlist_operating_point, self.operating_points, overrides)
+                hit = search_watchlist(
+                    self.scorer,
+                    tx.watchlist(t.id),
+                    probe,
+                    threshold=wl_threshold,
+                    narrowband=narrowband,
+                    probe_speech_s=net_speech_s,
+                )
+            score = None
+            locked_until = lock.locked_until if lock is not None and decision == Decision.LOCKED_OUT else None
+            if decision is None:
+                assert spk is not None and vp is not None and lock is not None and probe is not None
+                score = self.scorer.score(vp.embedding, probe, narrowband=narrowband, probe_speech_s=net_speech_s)
+                if score.calibrated >= threshold:
+                    decision = Decision.ACCEPT
+                    lock.consecutive_failures, lock.locked_until, lock.updated_at = 0, None, now
+                    tx.touch_voiceprint(spk, retention=p.retention)
+                    if p.adapt:
+                        self._adapt(tx, spk, probe, vp)
+                else:
+                    decision = Decision.REJECT
+                    lock.consecutive_failures += 1
+                    lock.updated_at = now
+                    until, disable = p.lockout.after_failure(lock.consecutive_failures, now)
+                    lock.locked_until = until
+                    if disable:
+                        tx.set_voice_disabled(spk, True, actor="lockout")
+            attempt = VerificationAttempt(
+                tenant_id=t.id,
+                speaker_id=spk.id if spk is not None else None,
+                decision=decision.value,
+                raw_cosine=score.raw_cosine if score else None,
+                normalized=score.normalized if score else None,
+                calibrated=score.calibrated if score else None,
+                threshold=threshold if score else None,
+                operating_point=op_name,
+                net_speech_s=net_speech_s,
+                narrowband=narrowband,
+                watchlist_entry_id=hit.entry_id if hit else None,
+                call_id=call_id,
+                created_at=now,
+            )
+            tx.session.add(attempt)
+            tx.session.flush()
+            details = {"attempt": attempt.id, "decision": decision.value, "call_id": call_id}
+            if hit is not None:
+                details["watchlist_entry"] = hit.entry_id
+            if spk is not None:
+                tx.audit("verify", actor=actor, speaker=spk, outcome=decision.value, details=details)
+            else:
+                tx.audit(
+                    "verify",
+                    actor=actor,
+                    tenant_id=t.id,
+                    subject=tx.pseudonym(t.id, external_ref),
+                    outcome=decision.value,
+                    details=details,
+                )
+            log.info("verify call=%s decision=%s watchlist=%s", call_id or "-", decision.value, hit is not None)
+            return VerificationResult(
+                decision=decision,
+                score=score.calibrated if score else None,
+                raw_score=score.raw_cosine if score else None,
+                normalized=score.normalized if score else None,
+                threshold=threshold if score else None,
+                operating_point=op_name,
+                net_speech_s=net_speech_s,
+                watchlist_hit=hit,
+                locked_until=locked_until,
+                attempt_id=attempt.id,
+            )
+
+    def _adapt(self, tx: StoreTx, spk: Speaker, probe: FloatArray, vp: StoredVoiceprint) -> None:
+        w = self.policy.adapt_weight
+        current = vp.embedding
+        mixed = (1.0 - w) * current / np.linalg.norm(current) + w * probe / np.linalg.norm(probe)
+        mixed = (mixed / np.linalg.norm(mixed)).astype(np.float32)
+        tx.save_voiceprint(
+            spk,
+            mixed,
+            net_speech_s=vp.net_speech_s,
+            n_utterances=vp.n_utterances,
+            narrowband=vp.narrowband,
+            retention=self.policy.retention,
+        )
