@@ -8,6 +8,7 @@ import typer
 
 from voiceauth.cli import demo as _demo
 from voiceauth.cli import embed as _embed
+from voiceauth.cli import evaluate as _evaluate
 from voiceauth.cli import models as _models
 
 __all__ = ["app", "main"]
@@ -17,12 +18,15 @@ app = typer.Typer(help="voiceauth: voice-biometrics authentication and IVR servi
 
 @app.callback()
 def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level.")) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 app.add_typer(_models.app, name="models", help="Fetch, verify and describe the pretrained models.")
 _embed.register(app)
 _demo.register(app)
+_evaluate.register(app)
 
 
 def main() -> None:

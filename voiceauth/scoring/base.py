@@ -18,16 +18,12 @@ class Score:
 
 
 class Scorer(Protocol):
-    def score(
-        self, enrolled: FloatArray, probe: FloatArray, *, narrowband: bool, probe_speech_s: float
-    ) -> Score: ...
+    def score(self, enrolled: FloatArray, probe: FloatArray, *, narrowband: bool, probe_speech_s: float) -> Score: ...
 
 
 class CosineScorer:
     """Plain cosine, mapped linearly to 0-100 (the baseline; the production scorer normalises)."""
 
-    def score(
-        self, enrolled: FloatArray, probe: FloatArray, *, narrowband: bool, probe_speech_s: float
-    ) -> Score:
+    def score(self, enrolled: FloatArray, probe: FloatArray, *, narrowband: bool, probe_speech_s: float) -> Score:
         c = cosine(enrolled, probe)
         return Score(raw_cosine=c, normalized=c, calibrated=max(0.0, min(100.0, 50.0 + 50.0 * c)))

@@ -1,0 +1,238 @@
+"""Accuracy: SpeechBrain's own pipeline + plain cosine vs voiceauth's production path, same data, one run.
+
+Sets (all from ``../shared/data``; evaluation readers are never in the shipped cohort):
+
+* ``librispeech-16k``      - evaluation half of the LibriSpeech readers, 3-6 s pieces, 16 kHz
+* ``librispeech-g711-mulaw`` - the same pieces through 8 kHz G.711 mu-law (telephone channel)
+* ``librispeech-g711-alaw``  - the same pieces through 8 kHz G.711 A-law (telephone channel)
+* ``fsdd-digits-g711-alaw``  - FSDD strings of 5-8 digits (~3 s) of 6 speakers through G.711 A-law
+
+Baseline = ``voiceauth.embedding.reference.load_reference`` (SpeechBrain ``SpeakerRecognition``, fp32) on the
+whole piece (8 kHz resampled to 16 kHz) + plain cosine. Production = the front end (VAD, when present) + the
+fp32 engine + ``create_scorer(Settings())`` (AS-norm / calibration from ``models/cohort``). Every unordered
+pair of pieces is a trial. Writes ``benchmarks/results/accuracy.{md,json}``.
+
+    .venv/bin/python -m benchmarks.accuracy_scoring            # about 40-60 min on 2 busy CPU cores
+    .venv/bin/python -m benchmarks.accuracy_scoring --cache /tmp/acc-cache   # keep embeddings for re-runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torchaudio.functional as AF
+
+from models.fetch import ensure_model
+from voiceauth.config import Settings
+from voiceauth.embedding.factory import create_engine
+from voiceauth.embedding.reference import load_reference
+from voiceauth.scoring.evalsets import (
+    Piece,
+    fsdd_digit_strings,
+    librispeech_pieces,
+    load_librispeech,
+    split_readers,
+)
+from voiceauth.scoring.evaluation import evaluate
+from voiceauth.scoring.factory import create_scorer
+from voiceauth.scoring.metrics import eer, min_dcf
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def build_sets(data: Path, which: Sequence[str]) -> dict[str, list[Piece]]:
+    files, sex = load_librispeech(data / "librispeech-cohort")
+    _, eval_readers = split_readers(list(files), sex)
+    sets: dict[str, list[Piece]] = {}
+    for name in which:
+        if name == "librispeech-16k":
+            sets[name] = librispeech_pieces(files, eval_readers, "wideband")
+        elif name == "librispeech-g711-mulaw":
+            sets[name] = librispeech_pieces(files, eval_readers, "g711_mulaw")
+        elif name == "librispeech-g711-alaw":
+            sets[name] = librispeech_pieces(files, eval_readers, "g711_alaw")
+        elif name == "fsdd-digits-g711-alaw":
+            sets[name] = fsdd_digit_strings(data / "fsdd", channel="g711_alaw")
+        else:
+            raise SystemExit(f"unknown set {name}")
+    return sets
+
+
+def _batches(lengths: Sequence[int], size: int) -> list[list[int]]:
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def embed_reference(ref: Any, pieces: Sequence[Piece], batch: int = 8) -> np.ndarray:
+    """SpeechBrain's pipeline: 16 kHz waveform (resampled like its audio normaliser would) -> encode_batch."""
+    wavs = [
+        AF.resample(torch.from_numpy(p.samples), p.sample_rate, 16000)
+        if p.sample_rate != 16000
+        else torch.from_numpy(p.samples)
+        for p in pieces
+    ]
+    out = np.zeros((len(pieces), 192))
+    for idx in _batches([w.numel() for w in wavs], batch):
+        longest = max(wavs[i].numel() for i in idx)
+        x = torch.zeros(len(idx), longest)
+        for k, i in enumerate(idx):
+            x[k, : wavs[i].numel()] = wavs[i]
+        lens = torch.tensor([wavs[i].numel() / longest for i in idx])
+        with torch.inference_mode():
+            emb = ref.encode_batch(x, lens).reshape(len(idx), -1)
+        out[idx] = emb.numpy()
+    return out
+
+
+def embed_production(engine: Any, settings: Settings, pieces: Sequence[Piece], batch: int = 8) -> dict[str, Any]:
+    """Front end (when present) + engine; returns embeddings, narrowband flags and net speech."""
+    try:
+        from voiceauth.audio.frontend import FrontEnd
+    except ImportError:
+        frontend = None
+    else:
+        frontend = FrontEnd(settings)
+    speech, nb, net = [], [], []
+    for p in pieces:
+        if frontend is None:
+            x = (
+                AF.resample(torch.from_numpy(p.samples), p.sample_rate, 16000)
+                if p.sample_rate != 16000
+                else (torch.from_numpy(p.samples))
+            )
+            speech.append(x.numpy())
+            nb.append(p.sample_rate <= 8000)
+            net.append(p.seconds)
+        else:
+            utt = frontend.from_samples(p.samples, p.sample_rate)
+            speech.append(utt.speech if utt.speech.size >= 8000 else p.samples)  # VAD found ~nothing: all
+            nb.append(utt.narrowband)
+            net.append(utt.quality.net_speech_s)
+    out = np.zeros((len(pieces), 192))
+    for idx in _batches([s.size for s in speech], batch):
+        out[idx] = engine.embed_batch([speech[i] for i in idx], 16000)
+    return {"emb": out, "narrowband": np.array(nb), "speech_s": np.array(net), "vad": frontend is not None}
+
+
+def cosine_eer(emb: np.ndarray, speakers: Sequence[str]) -> tuple[float, float]:
+    x = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    m = x @ x.T
+    spk = np.asarray(speakers)
+    iu, ju = np.triu_indices(len(spk), k=1)
+    same = spk[iu] == spk[ju]
+    s = m[iu, ju]
+    return eer(s[same], s[~same]), min_dcf(s[same], s[~same])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument(
+        "--sets",
+        nargs="+",
+        default=["librispeech-16k", "librispeech-g711-mulaw", "librispeech-g711-alaw", "fsdd-digits-g711-alaw"],
+    )
+    ap.add_argument("--cache", type=Path, default=None, help="Store/reuse embeddings here (development).")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    settings = Settings(precision="fp32", device="cpu")
+    t0 = time.time()
+    sets = build_sets(args.data, args.sets)
+    ref = load_reference(ensure_model(settings, fetch=False))
+    engine = create_engine(settings, fetch=False)
+    scorer = create_scorer(settings)
+    rows: list[dict[str, Any]] = []
+    for name, pieces in sets.items():
+        speakers = [p.speaker for p in pieces]
+        cache = args.cache / f"{name}.npz" if args.cache else None
+        if cache is not None and cache.is_file():
+            z = dict(np.load(cache, allow_pickle=False))
+            base_emb, prod = (
+                z["base"],
+                {"emb": z["prod"], "narrowband": z["nb"], "speech_s": z["net"], "vad": bool(z["vad"])},
+            )
+        else:
+            base_emb = embed_reference(ref, pieces)
+            prod = embed_production(engine, settings, pieces)
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(
+                    cache, base=base_emb, prod=prod["emb"], nb=prod["narrowband"], net=prod["speech_s"], vad=prod["vad"]
+                )
+        b_eer, b_dcf = cosine_eer(base_emb, speakers)
+        res = evaluate(scorer, prod["emb"], speakers, prod["narrowband"].tolist(), prod["speech_s"].tolist())
+        telephone = bool(np.all(prod["narrowband"])) if not name.endswith("16k") else False
+        rows.append(
+            {
+                "set": name,
+                "telephone": telephone,
+                "files": res["files"],
+                "speakers": res["speakers"],
+                "target_trials": res["target_trials"],
+                "nontarget_trials": res["nontarget_trials"],
+                "baseline_eer": b_eer,
+                "baseline_min_dcf": b_dcf,
+                "engine_cosine_eer": res["raw_cosine_eer"],
+                "production_eer": res["eer"],
+                "production_min_dcf": res["min_dcf"],
+                "relative_eer_change": (res["eer"] - b_eer) / b_eer if b_eer > 0 else float("nan"),
+                "vad": prod["vad"],
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    tel = [r for r in rows if r["telephone"]]
+    wide = [r for r in rows if not r["telephone"]]
+    checks = {
+        "every_telephone_set_lower": all(r["production_eer"] < r["baseline_eer"] for r in tel),
+        "telephone_mean_relative_change": float(np.mean([r["relative_eer_change"] for r in tel])) if tel else None,
+        "wideband_within_0.1_points": all(r["production_eer"] <= r["baseline_eer"] + 0.001 for r in wide),
+    }
+    checks["telephone_mean_at_least_20pct_lower"] = (
+        checks["telephone_mean_relative_change"] is not None and checks["telephone_mean_relative_change"] <= -0.2
+    )
+    meta = {
+        "command": "python -m benchmarks.accuracy_scoring" + (" --cache ..." if args.cache else ""),
+        "seconds": round(time.time() - t0, 1),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "scorer": type(scorer).__name__,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "accuracy.json").write_text(
+        json.dumps({"rows": rows, "checks": checks, "meta": meta}, indent=2) + "\n", encoding="utf-8"
+    )
+    lines = [
+        "# Accuracy: SpeechBrain reference + plain cosine vs voiceauth production scoring",
+        "",
+        f"Command: `{meta['command']}` ({meta['seconds']} s). EER in %, minDCF at p_target 0.01.",
+        "Baseline = SpeechBrain `SpeakerRecognition` embeddings + cosine. Production = front end"
+        f" (VAD: {'yes' if rows and rows[0]['vad'] else 'no'}) + fp32 engine + shipped AS-norm/calibration.",
+        "",
+        "| set | files | target / non-target trials | baseline EER | engine cosine EER | production EER "
+        "| change | baseline minDCF | production minDCF |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['set']} | {r['files']} | {r['target_trials']} / {r['nontarget_trials']} | "
+            f"{100 * r['baseline_eer']:.2f} | {100 * r['engine_cosine_eer']:.2f} | {100 * r['production_eer']:.2f} | "
+            f"{100 * r['relative_eer_change']:+.1f}% | {r['baseline_min_dcf']:.3f} | {r['production_min_dcf']:.3f} |"
+        )
+    lines += ["", "Checks: " + ", ".join(f"{k} = {v}" for k, v in checks.items()), ""]
+    (args.out / "accuracy.md").write_text("\n".join(lines), encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""The production scorer: per-channel pre-processing, AS-norm against a channel-matched cohort, calibration.
+
+One :class:`ChannelBackend` per channel (``wideband`` 16 kHz, ``narrowband`` 8 kHz telephone / G.711); the
+scorer picks it by the ``narrowband`` flag of the probe. What each channel uses (cohort-mean centring, a
+projection, AS-norm top-N) was chosen on the cohort half of the readers and is recorded in
+``models/cohort/backend.json``. Pure numpy; the files are read by :mod:`voiceauth.scoring.shipped`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from voiceauth.embedding.base import FloatArray, cosine
+from voiceauth.scoring.base import Score
+from voiceauth.scoring.calibration import Calibration
+from voiceauth.scoring.normalization import F64, Preprocessor, as_norm, cohort_stats
+
+__all__ = ["ChannelBackend", "CohortScorer"]
+
+
+@dataclass(frozen=True)
+class ChannelBackend:
+    """How one channel is scored. ``cohort`` holds raw unit embeddings; it is pre-processed once here."""
+
+    name: str
+    preprocessor: Preprocessor
+    cohort: F64  # [m, dim] raw cohort embeddings through this channel
+    top_n: int | None  # AS-norm cohort size; None = no AS-norm
+    calibration: Calibration
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_cohort_pp", self.preprocessor(self.cohort))
+
+    def normalized_matrix(self, enrol: npt.ArrayLike, probe: npt.ArrayLike) -> F64:
+        """Normalised scores of every enrolment row [k, d] against every probe row [j, d] -> [k, j]."""
+        e = self.preprocessor(np.atleast_2d(np.asarray(enrol, dtype=np.float64)))
+        p = self.preprocessor(np.atleast_2d(np.asarray(probe, dtype=np.float64)))
+        s: F64 = e @ p.T
+        if self.top_n is None:
+            return s
+        cohort: F64 = object.__getattribute__(self, "_cohort_pp")
+        mu_e, sd_e = cohort_stats(e, cohort, self.top_n)
+        mu_p, sd_p = cohort_stats(p, cohort, self.top_n)
+        return as_norm(s, (mu_e[:, None], sd_e[:, None]), (mu_p[None, :], sd_p[None, :]))
+
+
+class CohortScorer:
+    """The production :class:`~voiceauth.scoring.base.Scorer` (wideband and narrowband back ends)."""
+
+    def __init__(self, wideband: ChannelBackend, narrowband: ChannelBackend) -> None:
+        self.wideband = wideband
+        self.narrowband = narrowband
+
+    def backend(self, narrowband: bool) -> ChannelBackend:
+        return self.narrowband if narrowband else self.wideband
+
+    def score(self, enrolled: FloatArray, probe: FloatArray, *, narrowband: bool, probe_speech_s: float) -> Score:
+        backend = self.backend(narrowband)
+        norm = float(backend.normalized_matrix(enrolled, probe)[0, 0])
+        return Score(raw_cosine=cosine(enrolled, probe), normalized=norm, calibrated=backend.calibration(norm))
+
+    def score_matrix(self, embeddings: npt.ArrayLike, *, narrowband: bool) -> tuple[F64, F64, F64]:
+        """All-pairs (raw cosine, normalised, calibrated) [n, n] of one set of embeddings (for evaluation)."""
+        x = np.asarray(embeddings, dtype=np.float64)
+        unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        backend = self.backend(narrowband)
+        norm = backend.normalized_matrix(x, x)
+        return unit @ unit.T, norm, backend.calibration.scale(norm)

@@ -1,0 +1,93 @@
+"""Evaluate a scorer on a labelled set of embeddings: every unordered pair is a trial.
+
+Used by ``voiceauth evaluate`` and the accuracy benchmark. Pairs are scored through the scorer's own
+``score`` path; a :class:`~voiceauth.scoring.backend.CohortScorer` is scored all-pairs at once with the very
+same normalisation code (``ChannelBackend.normalized_matrix``) that its ``score`` uses. A pair is narrowband
+when either file is. Pure; no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from voiceauth.scoring.backend import CohortScorer
+from voiceauth.scoring.base import Scorer
+from voiceauth.scoring.metrics import MetricsError, eer, min_dcf
+from voiceauth.scoring.normalization import F64
+
+__all__ = ["evaluate", "pair_scores"]
+
+
+def pair_scores(
+    scorer: Scorer,
+    embeddings: npt.ArrayLike,
+    narrowband: Sequence[bool],
+    speech_s: Sequence[float],
+) -> tuple[F64, F64, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(raw cosine, normalised, i, j) for every pair i < j."""
+    x = np.asarray(embeddings, dtype=np.float64)
+    n = x.shape[0]
+    iu, ju = np.triu_indices(n, k=1)
+    nb = np.asarray(narrowband, dtype=bool)
+    pair_nb = nb[iu] | nb[ju]
+    if isinstance(scorer, CohortScorer):
+        raw = np.empty(iu.size)
+        norm = np.empty(iu.size)
+        for flag in (False, True):
+            sel = pair_nb == flag
+            if not np.any(sel):
+                continue
+            r, m, _ = scorer.score_matrix(x, narrowband=flag)
+            raw[sel] = r[iu[sel], ju[sel]]
+            norm[sel] = m[iu[sel], ju[sel]]
+        return raw, norm, iu, ju
+    scores = [
+        scorer.score(
+            x[i].astype(np.float32),
+            x[j].astype(np.float32),
+            narrowband=bool(nb[i] or nb[j]),
+            probe_speech_s=float(speech_s[j]),
+        )
+        for i, j in combinations(range(n), 2)
+    ]
+    return (
+        np.array([s.raw_cosine for s in scores]),
+        np.array([s.normalized for s in scores]),
+        iu,
+        ju,
+    )
+
+
+def evaluate(
+    scorer: Scorer,
+    embeddings: npt.ArrayLike,
+    speakers: Sequence[str],
+    narrowband: Sequence[bool],
+    speech_s: Sequence[float],
+) -> dict[str, Any]:
+    """EER, minDCF (p_target 0.01) and trial counts of the scorer's normalised score (and of raw cosine)."""
+    spk = np.asarray(speakers)
+    if spk.size < 2:
+        raise MetricsError(f"need at least two files to make a trial, got {spk.size}")
+    raw, norm, iu, ju = pair_scores(scorer, embeddings, narrowband, speech_s)
+    same = spk[iu] == spk[ju]
+    if not np.any(same) or np.all(same):
+        raise MetricsError(
+            f"need both target and non-target trials, got {int(same.sum())} and {int((~same).sum())}: "
+            "use at least two speakers, one with two or more files"
+        )
+    return {
+        "eer": eer(norm[same], norm[~same]),
+        "min_dcf": min_dcf(norm[same], norm[~same], p_target=0.01),
+        "target_trials": int(same.sum()),
+        "nontarget_trials": int((~same).sum()),
+        "files": int(spk.size),
+        "speakers": int(np.unique(spk).size),
+        "raw_cosine_eer": eer(raw[same], raw[~same]),
+        "raw_cosine_min_dcf": min_dcf(raw[same], raw[~same], p_target=0.01),
+    }

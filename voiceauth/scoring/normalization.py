@@ -1,0 +1,70 @@
+"""Score normalisation math: embedding pre-processing (centring, linear projection) and adaptive S-norm.
+
+AS-norm (Matejka et al., 2017; Cumani et al., 2011): for an enrolment ``e`` and a probe ``p`` with raw score
+``s`` and an impostor cohort ``C``, take the ``top_n`` highest cohort scores of each side and
+
+    s_norm = ((s - mu_e) / sd_e + (s - mu_p) / sd_p) / 2
+
+where ``mu_x, sd_x`` are the mean and standard deviation of the top-``top_n`` scores of ``x`` against ``C``.
+Pure numpy; no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from voiceauth.errors import ConfigError
+
+__all__ = ["Preprocessor", "as_norm", "cohort_stats", "l2_normalize"]
+
+F64 = npt.NDArray[np.float64]
+_EPS = 1e-9
+
+
+def l2_normalize(x: npt.ArrayLike) -> F64:
+    """Rows (or one vector) scaled to unit length; zero rows stay zero."""
+    a = np.asarray(x, dtype=np.float64)
+    norm = np.linalg.norm(a, axis=-1, keepdims=True)
+    out: F64 = a / np.maximum(norm, _EPS)
+    return out
+
+
+@dataclass(frozen=True)
+class Preprocessor:
+    """``x -> normalise((x - mean) @ projection)``; ``mean`` / ``projection`` None means skip that step."""
+
+    mean: F64 | None = None
+    projection: F64 | None = None  # [dim, out_dim], e.g. LDA / WCCN
+
+    def __call__(self, x: npt.ArrayLike) -> F64:
+        a = l2_normalize(x)
+        if self.mean is not None:
+            a = a - self.mean
+        if self.projection is not None:
+            a = a @ self.projection
+        return l2_normalize(a)
+
+
+def cohort_stats(x: F64, cohort: F64, top_n: int) -> tuple[F64, F64]:
+    """Mean and standard deviation of the ``top_n`` highest cosine scores of each row of ``x`` vs ``cohort``.
+
+    ``x`` [k, d] and ``cohort`` [m, d] are unit-length rows. Returns two arrays of shape [k].
+    """
+    if top_n < 2:
+        raise ConfigError(f"AS-norm top_n={top_n}: need at least 2 cohort scores for a deviation")
+    scores = np.atleast_2d(x) @ cohort.T
+    n = min(top_n, cohort.shape[0])
+    top = -np.partition(-scores, n - 1, axis=1)[:, :n]
+    return top.mean(axis=1), np.maximum(top.std(axis=1), _EPS)
+
+
+def as_norm(raw: npt.ArrayLike, enrol_stats: tuple[F64, F64], probe_stats: tuple[F64, F64]) -> F64:
+    """Symmetric adaptive S-norm of ``raw`` scores given (mean, std) of the enrolment and probe sides."""
+    s = np.asarray(raw, dtype=np.float64)
+    mu_e, sd_e = enrol_stats
+    mu_p, sd_p = probe_stats
+    out: F64 = 0.5 * ((s - mu_e) / sd_e + (s - mu_p) / sd_p)
+    return out

@@ -1,0 +1,85 @@
+"""Loading the shipped cohort and back-end parameters from ``models/cohort/`` (the I/O edge of scoring).
+
+Files (written by ``python -m voiceauth.scoring.build``):
+
+* ``cohort.npz``   - ``wideband`` and ``narrowband`` cohort embeddings [m, 192] float32 (+ reader ids)
+* ``backend.json`` - per channel: centring, AS-norm top-N, calibration ``a, b``, operating points, and what
+  was measured to choose them
+* ``MANIFEST.json`` - sha256 of both files and their provenance (data, reader split, engine, command)
+
+Nothing is used unless its sha256 matches the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voiceauth.errors import ModelChecksumMismatch, ModelFileMissing
+from voiceauth.scoring.backend import ChannelBackend, CohortScorer
+from voiceauth.scoring.calibration import Calibration
+from voiceauth.scoring.normalization import Preprocessor, l2_normalize
+
+__all__ = ["COHORT_DIR", "load_backend_json", "load_cohort_scorer", "sha256_file", "verify_cohort_dir"]
+
+COHORT_DIR = Path(__file__).resolve().parents[2] / "models" / "cohort"
+MANIFEST = "MANIFEST.json"
+FILES = ("cohort.npz", "backend.json")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_cohort_dir(folder: Path) -> dict[str, Any]:
+    """Check every shipped file against ``MANIFEST.json``; return the manifest."""
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise ModelFileMissing(f"{manifest_path} is missing; rebuild with `python -m voiceauth.scoring.build`")
+    manifest: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf-8"))
+    for name in FILES:
+        path = folder / name
+        if not path.is_file():
+            raise ModelFileMissing(f"{path} is missing; rebuild with `python -m voiceauth.scoring.build`")
+        expected = manifest.get("files", {}).get(name, {}).get("sha256")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ModelChecksumMismatch(f"{path} has sha256 {actual}, manifest expects {expected}")
+    return manifest
+
+
+def load_backend_json(folder: Path = COHORT_DIR, verify: bool = True) -> dict[str, Any]:
+    if verify:
+        verify_cohort_dir(folder)
+    data: dict[str, Any] = json.loads((folder / "backend.json").read_text(encoding="utf-8"))
+    return data
+
+
+def _channel(name: str, spec: dict[str, Any], arrays: Any) -> ChannelBackend:
+    cohort = l2_normalize(np.asarray(arrays[name], dtype=np.float64))
+    mean = l2_normalize(cohort).mean(axis=0) if spec["centre"] else None
+    projection = np.asarray(arrays[f"{name}_projection"], dtype=np.float64) if spec.get("projection") else None
+    return ChannelBackend(
+        name=name,
+        preprocessor=Preprocessor(mean=mean, projection=projection),
+        cohort=cohort,
+        top_n=spec["top_n"],
+        calibration=Calibration(**spec["calibration"]),
+    )
+
+
+def load_cohort_scorer(folder: Path = COHORT_DIR, verify: bool = True) -> CohortScorer:
+    """The production scorer from the verified shipped files."""
+    spec = load_backend_json(folder, verify=verify)
+    with np.load(folder / "cohort.npz", allow_pickle=False) as arrays:
+        wide = _channel("wideband", spec["channels"]["wideband"], arrays)
+        narrow = _channel("narrowband", spec["channels"]["narrowband"], arrays)
+    return CohortScorer(wideband=wide, narrowband=narrow)
