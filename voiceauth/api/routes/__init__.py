@@ -1,0 +1,7 @@
+"""One router per resource; each only translates HTTP to the services and the store."""
+
+from __future__ import annotations
+
+from voiceauth.api.routes import admin, audio, health, security, speakers
+
+__all__ = ["admin", "audio", "health", "security", "speakers"]

@@ -1,0 +1,66 @@
+"""``voiceauth serve``: the HTTP API under uvicorn.
+
+On embedded defaults (SQLite in the data directory, no ``database_url``) it also makes sure a demo tenant exists
+and issues fresh demo keys (telephony, security, admin), printed at start; the previous start's demo keys are
+revoked, since keys are stored only as hashes and cannot be shown again. ``--no-demo`` skips this.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from sqlalchemy import select
+
+from voiceauth.cli._common import user_errors
+from voiceauth.cli._data import DATA_DIR, settings_for
+from voiceauth.config import Settings
+from voiceauth.store.keys import Role, create_api_key, revoke_api_key
+from voiceauth.store.models import ApiKey
+from voiceauth.store.repo import Store, open_store
+
+__all__ = ["DEMO_LABEL", "issue_demo_keys", "register"]
+
+DEMO_LABEL = "demo (voiceauth serve)"
+
+
+def issue_demo_keys(store: Store, tenant: str) -> dict[str, str]:
+    """Create the demo tenant if needed, revoke earlier demo keys, return new ones by role."""
+    with store.transaction() as tx:
+        t = tx.get_or_create_tenant(tenant, actor="serve")
+        old = tx.session.execute(
+            select(ApiKey.id).where(ApiKey.tenant_id == t.id, ApiKey.label == DEMO_LABEL, ApiKey.revoked_at.is_(None))
+        ).scalars()
+        for key_id in list(old):
+            revoke_api_key(tx, t.id, key_id, actor="serve")
+        return {r.value: create_api_key(tx, t.id, r.value, label=DEMO_LABEL, actor="serve")[1] for r in Role}
+
+
+def serve(
+    data_dir: Path | None = DATA_DIR,
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port."),
+    demo: bool = typer.Option(True, "--demo/--no-demo", help="On embedded defaults, issue demo keys at start."),
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs and /openapi.json)."""
+    import uvicorn
+
+    from voiceauth.api import create_app
+
+    with user_errors():
+        settings: Settings = settings_for(data_dir)
+        store = open_store(settings)
+        if demo and settings.database_url is None:
+            keys = issue_demo_keys(store, settings.api_demo_tenant)
+            typer.echo(f"voiceauth: data in {settings.resolved_data_dir}; demo tenant {settings.api_demo_tenant!r}")
+            typer.echo("demo keys (new at every start; the previous ones are revoked):")
+            for role, key in keys.items():
+                typer.echo(f"  {role + ' key:':15s}{key}")
+        typer.echo(f"voiceauth: loading the speaker model, then listening on http://{host}:{port}", err=False)
+        app = create_app(settings, store=store, watch_data_keys=True)
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+    store.dispose()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
