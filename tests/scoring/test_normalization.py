@@ -95,3 +95,20 @@ def test_fit_calibration_recovers_gaussian_llr() -> None:
     # an extra prior on the fit does not change the likelihood ratio
     cal2 = fit_calibration(rng.normal(m1, sd, 20000), rng.normal(m0, sd, 60000), p_target=0.1)
     assert cal2.a == pytest.approx(2.0, abs=0.1) and cal2.b == pytest.approx(-2.0, abs=0.1)
+
+
+def test_wccn_whitens_within_speaker_variation() -> None:
+    from voiceauth.scoring.normalization import wccn
+
+    rng = np.random.default_rng(4)
+    scales = np.array([3.0, 1.0, 0.2])
+    centres = rng.normal(size=(40, 3)) * 5
+    labels = np.repeat(np.arange(40), 25)
+    x = centres[labels] + rng.normal(size=(1000, 3)) * scales
+    b = wccn(x, labels, shrinkage=0.0)
+    within = x - np.stack([x[labels == k].mean(axis=0) for k in range(40)])[labels]
+    cov = (within @ b).T @ (within @ b) / (1000 - 40)
+    assert np.allclose(cov, np.eye(3), atol=1e-6)
+    # shrinkage pulls towards a scaled identity: the projection stays well conditioned
+    b_shrunk = wccn(x, labels, shrinkage=0.5)
+    assert np.linalg.cond(b_shrunk) < np.linalg.cond(b)

@@ -26,17 +26,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from voiceauth.embedding.base import EmbeddingEngine
+from voiceauth.embedding.base import EmbeddingEngine, FloatArray
 from voiceauth.scoring.backend import ChannelBackend
 from voiceauth.scoring.calibration import Calibration, fit_calibration
 from voiceauth.scoring.evalsets import Piece, librispeech_pieces, load_librispeech, split_readers
 from voiceauth.scoring.metrics import eer, min_dcf, threshold_at_far
-from voiceauth.scoring.normalization import F64, Preprocessor, l2_normalize
+from voiceauth.scoring.normalization import F64, Preprocessor, l2_normalize, wccn
 from voiceauth.scoring.operating_points import TARGET_FAR
 from voiceauth.scoring.shipped import COHORT_DIR, FILES, MANIFEST, sha256_file
 
-__all__ = ["Candidate", "CANDIDATES", "embed_pieces", "evaluate_candidate", "trial_scores", "main"]
+__all__ = ["Candidate", "CANDIDATES", "embed_pieces", "evaluate_candidate", "trial_scores", "main", "write_cohort_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -48,27 +49,54 @@ CHANNEL_OF = {"wideband": "wideband", "narrowband": "g711_mulaw"}
 class Candidate:
     centre: bool
     top_n: int | None
+    wccn: bool = False
 
     @property
     def name(self) -> str:
-        parts = (["centre"] if self.centre else []) + ([f"asnorm{self.top_n}"] if self.top_n else [])
+        parts = (["centre"] if self.centre else []) + (["wccn"] if self.wccn else [])
+        parts += [f"asnorm{self.top_n}"] if self.top_n else []
         return "+".join(parts) or "cosine"
 
 
-CANDIDATES: tuple[Candidate, ...] = tuple(Candidate(c, n) for c in (False, True) for n in (None, 25, 50, 100, 200, 400))
+CANDIDATES: tuple[Candidate, ...] = tuple(
+    Candidate(c, n) for c in (False, True) for n in (None, 25, 50, 100, 200, 400)
+) + tuple(Candidate(True, n, wccn=True) for n in (None, 50, 100, 200))
 
 
-def embed_pieces(engine: EmbeddingEngine, pieces: Sequence[Piece], batch_size: int = 8) -> F64:
-    """Embed pieces in batches of similar length (less padding); rows in the order of ``pieces``."""
-    order = sorted(range(len(pieces)), key=lambda i: (pieces[i].sample_rate, pieces[i].samples.size))
+def embed_pieces(
+    engine: EmbeddingEngine, pieces: Sequence[Piece], frontend: Any | None = None, batch_size: int = 8
+) -> tuple[F64, npt.NDArray[np.bool_], F64]:
+    """The production path for a list of pieces: front end (VAD; when given) then the engine.
+
+    Returns (embeddings [n, dim] in the order of ``pieces``, narrowband flags, net speech seconds). Batches
+    group pieces of similar length (less padding). Where the VAD keeps under 0.5 s, the whole piece is used.
+    """
+    speech: list[FloatArray] = []
+    rates: list[int] = []
+    narrow: list[bool] = []
+    net: list[float] = []
+    for p in pieces:
+        if frontend is None:
+            speech.append(p.samples)
+            rates.append(p.sample_rate)
+            narrow.append(p.sample_rate <= 8000)
+            net.append(p.seconds)
+            continue
+        utt = frontend.from_samples(p.samples, p.sample_rate)
+        keep = utt.speech.size >= utt.sample_rate // 2
+        speech.append(utt.speech if keep else p.samples)
+        rates.append(utt.sample_rate if keep else p.sample_rate)
+        narrow.append(bool(utt.narrowband))
+        net.append(float(utt.quality.net_speech_s))
+    order = sorted(range(len(pieces)), key=lambda i: (rates[i], speech[i].size))
     out = np.zeros((len(pieces), engine.dim), dtype=np.float64)
     i = 0
     while i < len(order):
-        sr = pieces[order[i]].sample_rate
-        idx = [j for j in order[i : i + batch_size] if pieces[j].sample_rate == sr]
-        out[idx] = engine.embed_batch([pieces[j].samples for j in idx], sr)
+        sr = rates[order[i]]
+        idx = [j for j in order[i : i + batch_size] if rates[j] == sr]
+        out[idx] = engine.embed_batch([speech[j] for j in idx], sr)
         i += len(idx)
-    return out
+    return out, np.array(narrow, dtype=bool), np.array(net, dtype=np.float64)
 
 
 def trial_scores(matrix: F64, speakers: Sequence[str]) -> tuple[F64, F64]:
@@ -80,12 +108,17 @@ def trial_scores(matrix: F64, speakers: Sequence[str]) -> tuple[F64, F64]:
     return vals[same], vals[~same]
 
 
-def make_backend(name: str, cand: Candidate, cohort: F64, calib: Calibration | None = None) -> ChannelBackend:
-    mean = l2_normalize(cohort).mean(axis=0) if cand.centre else None
+def make_backend(
+    name: str, cand: Candidate, cohort: F64, speakers: Sequence[str], calib: Calibration | None = None
+) -> ChannelBackend:
+    """The back end a candidate describes, trained on ``cohort`` (embeddings of ``speakers``) only."""
+    unit = l2_normalize(cohort)
+    mean = unit.mean(axis=0) if cand.centre else None
+    projection = wccn(Preprocessor(mean=mean)(unit), speakers) if cand.wccn else None
     return ChannelBackend(
         name=name,
-        preprocessor=Preprocessor(mean=mean),
-        cohort=l2_normalize(cohort),
+        preprocessor=Preprocessor(mean=mean, projection=projection),
+        cohort=unit,
         top_n=cand.top_n,
         calibration=calib or Calibration(1.0, 0.0),
     )
@@ -99,7 +132,7 @@ def two_fold_scores(cand: Candidate, emb: F64, speakers: Sequence[str]) -> tuple
     in_a = np.array([s in fold_a for s in spk])
     tars, nons = [], []
     for trial_mask in (in_a, ~in_a):
-        backend = make_backend("dev", cand, emb[~trial_mask])
+        backend = make_backend("dev", cand, emb[~trial_mask], spk[~trial_mask].tolist())
         m = backend.normalized_matrix(emb[trial_mask], emb[trial_mask])
         t, n = trial_scores(m, spk[trial_mask])
         tars.append(t)
@@ -141,7 +174,7 @@ def build_channel(name: str, emb: F64, speakers: Sequence[str], margin: float) -
         "channel": CHANNEL_OF[name],
         "centre": cand.centre,
         "top_n": cand.top_n,
-        "projection": False,
+        "projection": cand.wccn,
         "chosen": chosen_name,
         "calibration": {"a": calib.a, "b": calib.b},
         "operating_points": points,
@@ -165,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     arrays: dict[str, np.ndarray] = {}
     channels: dict[str, Any] = {}
     engine: EmbeddingEngine | None = None
+    frontend: Any = None
     for name, channel in CHANNEL_OF.items():
         cache = args.cache / f"cohort_{channel}.npz" if args.cache else None
         if cache is not None and cache.is_file():
@@ -172,12 +206,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                 emb, spk, keys = z["emb"].astype(np.float64), z["spk"].tolist(), z["keys"].tolist()
         else:
             if engine is None:
+                from voiceauth.audio.frontend import FrontEnd
                 from voiceauth.config import Settings
                 from voiceauth.embedding.factory import create_engine
 
-                engine = create_engine(Settings(precision="fp32", device="cpu"), fetch=False)
+                settings = Settings(precision="fp32", device="cpu")
+                engine = create_engine(settings, fetch=False)
+                frontend = FrontEnd(settings)
             pieces = librispeech_pieces(files, cohort_readers, channel)
-            emb = embed_pieces(engine, pieces)
+            emb, _, _ = embed_pieces(engine, pieces, frontend)
             spk, keys = [p.speaker for p in pieces], [p.key for p in pieces]
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
@@ -187,32 +224,42 @@ def main(argv: Sequence[str] | None = None) -> None:
         arrays[name] = emb.astype(np.float32)
         arrays[f"{name}_readers"] = np.array(spk)
         channels[name] = build_channel(name, emb, spk, args.margin)
+        if channels[name]["projection"]:
+            cand = next(c for c in CANDIDATES if c.name == channels[name]["chosen"])
+            projection = make_backend(name, cand, emb, spk).preprocessor.projection
+            arrays[f"{name}_projection"] = np.asarray(projection, dtype=np.float32)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out / "cohort.npz", **arrays)
+    provenance = {
+        "data": "LibriSpeech train-clean readers in ../shared/data/librispeech-cohort (CC BY 4.0, openslr.org/12)",
+        "split": "voiceauth.scoring.evalsets.split_readers: readers ordered by (sex, sha256(id)), even -> cohort",
+        "cohort_readers": cohort_readers,
+        "evaluation_readers_excluded": eval_readers,
+        "pieces": "each utterance cut into floor(len/3 s) equal pieces (3-6 s)",
+        "channels": CHANNEL_OF,
+        "g711": "16 kHz -> 8 kHz (torchaudio sinc) -> G.711 encode -> decode (voiceauth.audio.codecs)",
+        "front_end": "voiceauth.audio.frontend.FrontEnd (Silero VAD speech only), as in production",
+        "engine": "voiceauth EcapaEngine fp32, spkrec-ecapa-voxceleb (models/registry.py pins)",
+        "command": "python -m voiceauth.scoring.build",
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "python": platform.python_version(),
+    }
+    write_cohort_dir(args.out, arrays, channels, provenance)
+
+
+def write_cohort_dir(
+    out: Path, arrays: dict[str, np.ndarray], channels: dict[str, Any], provenance: dict[str, Any]
+) -> None:
+    """Write cohort.npz, backend.json and the MANIFEST.json that pins both by sha256."""
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out / "cohort.npz", **arrays)
     backend = {
         "format": 1,
         "score_scale": "calibrated = clip(50 + 10*log10(LR), 0, 100); LR = exp(a*normalized + b)",
         "channels": channels,
     }
-    (args.out / "backend.json").write_text(json.dumps(backend, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    manifest = {
-        "files": {f: {"sha256": sha256_file(args.out / f)} for f in FILES},
-        "provenance": {
-            "data": "LibriSpeech train-clean readers in ../shared/data/librispeech-cohort (CC BY 4.0, openslr.org/12)",
-            "split": "voiceauth.scoring.evalsets.split_readers: readers ordered by (sex, sha256(id)), even -> cohort",
-            "cohort_readers": cohort_readers,
-            "evaluation_readers_excluded": eval_readers,
-            "pieces": "each utterance cut into floor(len/3 s) equal pieces (3-6 s)",
-            "channels": CHANNEL_OF,
-            "g711": "16 kHz -> 8 kHz (torchaudio sinc) -> G.711 encode -> decode",
-            "engine": "voiceauth EcapaEngine fp32, spkrec-ecapa-voxceleb (models/registry.py pins)",
-            "command": "python -m voiceauth.scoring.build",
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "python": platform.python_version(),
-        },
-    }
-    (args.out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    (out / "backend.json").write_text(json.dumps(backend, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    manifest = {"files": {f: {"sha256": sha256_file(out / f)} for f in FILES}, "provenance": provenance}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from voiceauth.errors import ConfigError
 
-__all__ = ["Preprocessor", "as_norm", "cohort_stats", "l2_normalize"]
+__all__ = ["Preprocessor", "as_norm", "cohort_stats", "l2_normalize", "wccn"]
 
 F64 = npt.NDArray[np.float64]
 _EPS = 1e-9
@@ -67,4 +67,25 @@ def as_norm(raw: npt.ArrayLike, enrol_stats: tuple[F64, F64], probe_stats: tuple
     mu_e, sd_e = enrol_stats
     mu_p, sd_p = probe_stats
     out: F64 = 0.5 * ((s - mu_e) / sd_e + (s - mu_p) / sd_p)
+    return out
+
+
+def wccn(x: npt.ArrayLike, labels: npt.ArrayLike, shrinkage: float = 0.1) -> F64:
+    """Within-class covariance normalisation: a projection ``B`` with ``B @ B.T = inv(S_w + shrink)``.
+
+    ``x`` [n, d] are (pre-processed) embeddings with speaker ``labels``; ``S_w`` is their average
+    within-speaker covariance, shrunk towards ``shrinkage * trace(S_w) / d * I`` because a cohort has few
+    pieces per speaker. Scoring ``(x B) . (y B)`` then weighs directions by how little they vary within
+    a speaker (Hatch et al., 2006).
+    """
+    a = np.asarray(x, dtype=np.float64)
+    lab = np.asarray(labels)
+    centred = np.empty_like(a)
+    for spk in np.unique(lab):
+        sel = lab == spk
+        centred[sel] = a[sel] - a[sel].mean(axis=0)
+    sw = centred.T @ centred / max(1, a.shape[0] - np.unique(lab).size)
+    d = sw.shape[0]
+    sw = (1.0 - shrinkage) * sw + shrinkage * (np.trace(sw) / d) * np.eye(d)
+    out: F64 = np.linalg.cholesky(np.linalg.inv(sw))
     return out
