@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+import models as _models_pkg
 from voiceauth.errors import ModelChecksumMismatch, ModelFileMissing
 from voiceauth.scoring.backend import ChannelBackend, CohortScorer
 from voiceauth.scoring.calibration import Calibration
@@ -26,7 +27,7 @@ from voiceauth.scoring.normalization import Preprocessor, l2_normalize
 
 __all__ = ["COHORT_DIR", "load_backend_json", "load_cohort_scorer", "sha256_file", "verify_cohort_dir"]
 
-COHORT_DIR = Path(__file__).resolve().parents[2] / "models" / "cohort"
+COHORT_DIR = Path(_models_pkg.__file__).resolve().parent / "cohort"  # shipped as package data of `models`
 MANIFEST = "MANIFEST.json"
 FILES = ("cohort.npz", "backend.json")
 
