@@ -125,6 +125,28 @@ class Settings(BaseSettings):
     ivr_pin_file: Path | None = Field(default=None, description="JSON {tenant: {ref: pbkdf2 hash}} for PIN fallback.")
     ivr_prompt_dir: Path | None = Field(default=None, description="Prompt WAV cache; None = $home/prompts.")
 
+    # -- anti-spoofing (voiceauth.antispoof) -------------------------------------------------------------
+    antispoof_enabled: bool = Field(default=True, description="Score every attempt with the AASIST countermeasure.")
+    antispoof_model_dir: Path | None = Field(
+        default=None, description="Directory holding the pinned AASIST.pth; None = fetched cache."
+    )
+    antispoof_threshold: float = Field(
+        default=0.0, description="Spoof log-odds at or above which an attempt is SPOOF_SUSPECTED (tenant default)."
+    )
+    antispoof_window_samples: int = Field(default=64_600, ge=16_000, description="Window at 16 kHz (~4 s).")
+    antispoof_hop_samples: int = Field(default=32_300, ge=1_600, description="Hop between windows at 16 kHz.")
+    antispoof_max_windows: int = Field(default=4, ge=1, description="Most windows scored per utterance.")
+    antispoof_pooling: Literal["mean", "median", "max", "min"] = Field(
+        default="mean", description="How window scores become the attempt's score."
+    )
+    replay_check: bool = Field(default=True, description="Refuse audio that replays an earlier attempt.")
+    replay_retention_s: float = Field(
+        default=30 * 86_400.0, gt=0, description="How long attempt fingerprints are kept for the replay check."
+    )
+    replay_max_ber: float = Field(
+        default=0.2, gt=0, lt=0.5, description="Fingerprint bit error rate at or below which audio is a replay."
+    )
+
     @property
     def model_cache_dir(self) -> Path:
         """Where fetched model files are stored (``$home/models/spkrec-ecapa-voxceleb``)."""
