@@ -10,6 +10,7 @@ from voiceauth.cli import demo as _demo
 from voiceauth.cli import embed as _embed
 from voiceauth.cli import evaluate as _evaluate
 from voiceauth.cli import models as _models
+from voiceauth.cli import service as _service
 
 __all__ = ["app", "main"]
 
@@ -26,6 +27,7 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at IN
 app.add_typer(_models.app, name="models", help="Fetch, verify and describe the pretrained models.")
 _embed.register(app)
 _demo.register(app)
+_service.register(app)
 _evaluate.register(app)
 
 
