@@ -1,0 +1,82 @@
+"""IVR prompts: short spoken WAVs made with espeak-ng (GPL-3.0 program, run as a separate process) on first use,
+cached as 8 kHz 16-bit mono WAV files. Where espeak-ng is missing, a prompt is a short two-tone chime instead, so a
+call flow never fails for want of a voice."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from voiceauth.audio.codecs import l16_encode
+from voiceauth.audio.resample import resample
+
+__all__ = ["PROMPT_TEXT", "PROMPT_RATE", "PromptLibrary"]
+
+log = logging.getLogger(__name__)
+
+PROMPT_RATE = 8000
+PROMPT_TEXT = {
+    "greeting": "Welcome. Please say a few words so we can recognise your voice.",
+    "enter_account": "Please enter your account number, then press hash.",
+    "enter_pin": "We could not verify your voice. Please enter your four digit PIN.",
+    "verified": "Thank you, you are verified.",
+    "transfer": "Please hold while we transfer you to an agent.",
+    "goodbye": "Goodbye.",
+}
+
+
+class PromptLibrary:
+    """Prompt name -> 16-bit PCM at 8 kHz, generated once and cached in ``folder``. Thread-safe."""
+
+    def __init__(self, folder: Path, *, espeak: str | None = "espeak-ng", texts: dict[str, str] | None = None):
+        self.folder = folder
+        self.texts = dict(texts or PROMPT_TEXT)
+        self.espeak = shutil.which(espeak) if espeak else None
+        self._cache: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def pcm16(self, name: str) -> bytes:
+        with self._lock:
+            if name not in self._cache:
+                self._cache[name] = self._load(name)
+            return self._cache[name]
+
+    def _load(self, name: str) -> bytes:
+        if name not in self.texts:
+            raise KeyError(f"no prompt named {name!r}; known: {', '.join(sorted(self.texts))}")
+        path = self.folder / f"{name}.wav"
+        if not path.is_file() and self.espeak:
+            try:
+                self._generate(self.texts[name], path)
+            except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
+                log.warning("espeak-ng could not make prompt %s (%s); using a chime", name, exc)
+        if path.is_file():
+            samples, rate = sf.read(path, dtype="float32", always_2d=False)
+            if rate != PROMPT_RATE:
+                samples = resample(samples, rate, PROMPT_RATE)
+            return l16_encode(samples)
+        return l16_encode(_chime())
+
+    def _generate(self, text: str, path: Path) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.wav")
+        assert self.espeak is not None
+        subprocess.run([self.espeak, "-s", "165", "-w", str(tmp), text], check=True, capture_output=True, timeout=20)
+        samples, rate = sf.read(tmp, dtype="float32", always_2d=False)
+        out = resample(samples, rate, PROMPT_RATE) if rate != PROMPT_RATE else samples
+        peak = float(np.max(np.abs(out))) if out.size else 0.0
+        if peak > 0:
+            out = out * (0.5 / peak)
+        sf.write(path, out, PROMPT_RATE, subtype="PCM_16")
+        tmp.unlink(missing_ok=True)
+
+
+def _chime() -> np.ndarray:
+    t = np.arange(int(PROMPT_RATE * 0.15)) / PROMPT_RATE
+    return (0.3 * np.concatenate([np.sin(2 * np.pi * 660 * t), np.sin(2 * np.pi * 880 * t)])).astype(np.float32)

@@ -1,0 +1,226 @@
+"""HTTP and WebSocket routes of the IVR edge: the three stream endpoints, the TwiML webhook and call outcomes.
+
+Routes only translate: authentication at the handshake, then :func:`ivr.transport.serve_call` with the provider's
+serializer and a :class:`ivr.session.CallSession`. The app provides an :class:`ivr.service.IvrService` as
+``app.state.ivr`` (or a ``Pipeline`` as ``app.state.pipeline`` plus ``app.state.settings``, from which one is built
+on first use). Telephony keys see decisions and timings, never scores.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+from fastapi import APIRouter, Request, WebSocket
+from fastapi.responses import JSONResponse, Response
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from ivr.serializers.audiohook import AudioHookSerializer, verify_signature
+from ivr.serializers.base import CallStart, Frame, Serializer
+from ivr.serializers.l16 import L16Serializer
+from ivr.serializers.twilio import TwilioSerializer
+from ivr.service import IvrService, KeyInfo
+from ivr.session import CallSession
+from ivr.transport import CallRefused, serve_call
+
+__all__ = ["get_ivr", "router", "twilio_signature"]
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["ivr"])
+
+
+def get_ivr(app: Any) -> IvrService:
+    """The app's IVR service, built once from its pipeline and settings when none was given."""
+    ivr = getattr(app.state, "ivr", None)
+    if ivr is None:
+        pipeline, settings = getattr(app.state, "pipeline", None), getattr(app.state, "settings", None)
+        if pipeline is None or settings is None:
+            raise RuntimeError("the app provides neither app.state.ivr nor app.state.pipeline + app.state.settings")
+        ivr = IvrService(
+            settings, engine=pipeline.engine, verifier=pipeline.verifier, keys=getattr(app.state, "keys", None)
+        )
+        app.state.ivr = ivr
+    return ivr
+
+
+def _problem(status: int, title: str, detail: str) -> JSONResponse:
+    return JSONResponse(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail},
+        status_code=status,
+        media_type="application/problem+json",
+    )
+
+
+def twilio_signature(token: str, url: str, params: dict[str, str] | None = None) -> str:
+    """Twilio's X-Twilio-Signature: base64 HMAC-SHA1 of the URL followed by the sorted POST parameters."""
+    data = url + "".join(k + v for k, v in sorted((params or {}).items()))
+    return base64.b64encode(hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()).decode()
+
+
+def _public_urls(ivr: IvrService, scope_url: str, path: str, query: str) -> list[str]:
+    urls = [scope_url]
+    if ivr.settings.ivr_public_url:
+        base = ivr.settings.ivr_public_url.rstrip("/")
+        for b in {base, base.replace("https://", "wss://"), base.replace("http://", "ws://")}:
+            urls.append(b + path + (f"?{query}" if query else ""))
+    return urls
+
+
+class _Socket:
+    """Starlette WebSocket -> :class:`ivr.transport.WebSocketLike`."""
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+
+    async def receive(self) -> Frame | None:
+        try:
+            msg = await self.ws.receive()
+        except (WebSocketDisconnect, RuntimeError):
+            return None
+        if msg["type"] == "websocket.disconnect":
+            return None
+        if msg.get("text") is not None:
+            return str(msg["text"])
+        return bytes(msg.get("bytes") or b"")
+
+    async def send(self, frame: Frame) -> None:
+        if isinstance(frame, bytes):
+            await self.ws.send_bytes(frame)
+        else:
+            await self.ws.send_text(frame)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if self.ws.application_state == WebSocketState.CONNECTED:
+            await self.ws.close(code, reason)
+
+
+async def _serve(ws: WebSocket, ivr: IvrService, serializer: Serializer, tenant_of: Any) -> None:
+    async def open_handler(start: CallStart) -> CallSession:
+        tenant = tenant_of(start)
+        return CallSession(ivr, start, tenant=tenant, protocol=serializer.name)
+
+    await serve_call(_Socket(ws), serializer, open_handler, executor=ivr.executor, limits=ivr.limits)
+
+
+# -- Twilio ----------------------------------------------------------------------------------------------------
+@router.websocket("/v1/streams/twilio")
+async def twilio_stream(ws: WebSocket) -> None:
+    ivr = get_ivr(ws.app)
+    token = ivr.settings.twilio_auth_token
+    if token is not None:
+        given = ws.headers.get("x-twilio-signature", "")
+        urls = _public_urls(ivr, str(ws.url), ws.url.path, ws.url.query)
+        expected = [twilio_signature(token.get_secret_value(), u) for u in urls]
+        if not given or not any(hmac.compare_digest(given, e) for e in expected):
+            log.warning("twilio stream refused: bad or missing X-Twilio-Signature")
+            await ws.close(code=1008)
+            return
+    await ws.accept()
+    await _serve(ws, ivr, TwilioSerializer(), lambda start: ivr.settings.ivr_tenant)
+
+
+@router.post("/v1/twiml", response_class=Response)
+async def twiml(request: Request) -> Response:
+    """Answer a Twilio call with ``<Connect><Stream>`` to the Twilio endpoint, passing the claim and the ANI."""
+    ivr = get_ivr(request.app)
+    form: dict[str, str] = {}
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        form = {k: str(v) for k, v in (await request.form()).items()}
+    base = (ivr.settings.ivr_public_url or str(request.base_url)).rstrip("/")
+    ws_base = base.replace("https://", "wss://").replace("http://", "ws://")
+    params = {"speaker_id": request.query_params.get("speaker_id", ""), "from": form.get("From", "")}
+    inner = "".join(f"<Parameter name={quoteattr(k)} value={quoteattr(v)}/>" for k, v in params.items() if v)
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?><Response><Connect>'
+        f"<Stream url={quoteattr(ws_base + '/v1/streams/twilio')}>{inner}</Stream>"
+        "</Connect></Response>"
+    )
+    return Response(body, media_type="application/xml")
+
+
+# -- L16 --------------------------------------------------------------------------------------------------------
+@router.websocket("/v1/streams/l16")
+async def l16_stream(ws: WebSocket) -> None:
+    ivr = get_ivr(ws.app)
+    header_key = ws.headers.get("x-api-key", "")
+    await ws.accept()
+    serializer = L16Serializer()
+
+    def tenant_of(start: CallStart) -> str:
+        key = header_key or str(serializer.metadata.get("api_key", ""))
+        info = _resolve(ivr, key)
+        if info is None or info.role not in ("telephony", "admin"):
+            raise CallRefused("L16 stream without a valid telephony API key (X-API-KEY or metadata api_key)")
+        return info.tenant
+
+    await _serve(ws, ivr, serializer, tenant_of)
+
+
+def _resolve(ivr: IvrService, key: str) -> KeyInfo | None:
+    if not key or ivr.keys is None:
+        return None
+    return ivr.keys.resolve(key)
+
+
+# -- AudioHook --------------------------------------------------------------------------------------------------
+@router.websocket("/v1/streams/audiohook")
+async def audiohook_stream(ws: WebSocket) -> None:
+    ivr = get_ivr(ws.app)
+    info = _resolve(ivr, ws.headers.get("x-api-key", ""))
+    if info is None or info.role not in ("telephony", "admin"):
+        log.warning("audiohook stream refused: missing or unknown X-API-KEY")
+        await ws.close(code=1008)
+        return
+    if info.audiohook_secret is not None:
+        problem = verify_signature(
+            method="GET",
+            path=ws.url.path + (f"?{ws.url.query}" if ws.url.query else ""),
+            authority=ws.headers.get("host", ""),
+            headers={k.lower(): v for k, v in ws.headers.items()},
+            secret=info.audiohook_secret,
+        )
+        if problem:
+            log.warning("audiohook stream refused: %s", problem)
+            await ws.close(code=1008)
+            return
+    await ws.accept()
+    serializer = AudioHookSerializer(session_id=ws.headers.get("audiohook-session-id", ""))
+    await _serve(ws, ivr, serializer, lambda start: info.tenant)
+
+
+# -- call outcomes ---------------------------------------------------------------------------------------------
+def _caller(request: Request) -> KeyInfo | JSONResponse:
+    ivr = get_ivr(request.app)
+    key = request.headers.get("x-api-key", "")
+    auth = request.headers.get("authorization", "")
+    if not key and auth.lower().startswith("bearer "):
+        key = auth[7:].strip()
+    info = _resolve(ivr, key)
+    if info is None:
+        return _problem(401, "Unauthorized", "send a valid API key in X-API-KEY")
+    return info
+
+
+@router.get("/v1/calls/{call_id}")
+async def get_call(call_id: str, request: Request) -> Any:
+    info = _caller(request)
+    if isinstance(info, JSONResponse):
+        return info
+    outcome = get_ivr(request.app).registry.get(info.tenant, call_id)
+    if outcome is None:
+        return _problem(404, "Not Found", f"no call {call_id!r} for this tenant")
+    return outcome.public() if info.role == "telephony" else outcome.full()
+
+
+@router.get("/v1/calls")
+async def list_calls(request: Request, speaker_id: str, limit: int = 50) -> Any:
+    info = _caller(request)
+    if isinstance(info, JSONResponse):
+        return info
+    found = get_ivr(request.app).registry.for_speaker(info.tenant, speaker_id, limit=max(1, min(limit, 500)))
+    return {"calls": [c.public() if info.role == "telephony" else c.full() for c in found]}

@@ -1,0 +1,127 @@
+"""Wiring for the IVR edge: everything a call needs, built once per process (by the API's app or a test).
+
+:class:`IvrService` holds the engine and verifier (from :class:`voiceauth.pipeline.Pipeline`), the streaming policy,
+the call flow, prompts, PINs, the outcome registry, the webhook, the worker threads and the API-key resolver used
+by AudioHook and L16 (``X-API-KEY`` = a voiceauth ``telephony`` key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+from ivr.calls import CallOutcome, CallRegistry, WebhookNotifier
+from ivr.flows.machine import Flow
+from ivr.flows.standard import STANDARD_FLOW
+from ivr.pins import PinBook, PinChecker
+from ivr.prompts import PromptLibrary
+from ivr.serializers.base import CallStart
+from ivr.transport import TransportLimits
+from voiceauth.audio.stream import FrontEndConfig, StreamingFrontEnd
+from voiceauth.config import Settings
+from voiceauth.embedding.base import EmbeddingEngine
+from voiceauth.streaming import StreamingPolicy, StreamingVerifier
+from voiceauth.verification import Verifier
+
+__all__ = ["IvrService", "KeyInfo", "KeyResolver", "StaticKeys"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    tenant: str
+    role: str  # telephony | security | admin
+    audiohook_secret: bytes | None = None  # client secret for AudioHook HTTP message signatures
+
+
+class KeyResolver(Protocol):
+    def resolve(self, api_key: str) -> KeyInfo | None: ...
+
+
+class StaticKeys:
+    """A fixed key table (tests, single-tenant demos); keys compared by SHA-256 in constant time."""
+
+    def __init__(self, keys: Mapping[str, KeyInfo]) -> None:
+        self._keys = {hashlib.sha256(k.encode()).digest(): v for k, v in keys.items()}
+
+    def resolve(self, api_key: str) -> KeyInfo | None:
+        digest = hashlib.sha256(api_key.encode()).digest()
+        for known, info in self._keys.items():
+            if hmac.compare_digest(known, digest):
+                return info
+        return None
+
+
+class IvrService:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine: EmbeddingEngine,
+        verifier: Verifier,
+        keys: KeyResolver | None = None,
+        pins: PinChecker | None = None,
+        flow: Flow = STANDARD_FLOW,
+        prompts: PromptLibrary | None = None,
+        registry: CallRegistry | None = None,
+        ani_directory: Callable[[str, str], str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.verifier = verifier
+        self.keys = keys
+        self.flow = flow
+        self.policy = StreamingPolicy.from_settings(settings)
+        self.frontend_config = FrontEndConfig(settings)
+        if pins is None:
+            pins = PinBook.from_file(settings.ivr_pin_file) if settings.ivr_pin_file else PinBook()
+        self.pins = pins
+        self.prompts = prompts or PromptLibrary(settings.ivr_prompt_dir or settings.home / "prompts")
+        self.registry = registry or CallRegistry()
+        secret = settings.ivr_webhook_secret.get_secret_value().encode() if settings.ivr_webhook_secret else None
+        self.webhook = WebhookNotifier(settings.ivr_webhook_url, secret)
+        self.executor = ThreadPoolExecutor(max_workers=settings.ivr_workers, thread_name_prefix="ivr")
+        self.limits = TransportLimits(
+            max_frame_bytes=settings.ivr_max_frame_bytes,
+            idle_timeout_s=settings.ivr_idle_timeout_s,
+            max_call_s=settings.ivr_max_call_s,
+        )
+        self._ani = ani_directory
+
+    def lookup_ani(self, tenant: str, ani: str) -> str:
+        """The customer reference for a caller's number ("" when unknown or no directory is configured)."""
+        if not ani or self._ani is None:
+            return ""
+        return self._ani(tenant, ani) or ""
+
+    def new_verifier(self, start: CallStart, tenant: str, speaker_ref: str) -> StreamingVerifier:
+        fe = StreamingFrontEnd(
+            self.frontend_config,
+            sample_rate=start.sample_rate,
+            fmt=start.encoding,
+            source_format=f"{start.encoding} {start.sample_rate} Hz call",
+        )
+        return StreamingVerifier(
+            frontend=fe,
+            engine=self.engine,
+            verifier=self.verifier,
+            tenant=tenant,
+            speaker_ref=speaker_ref,
+            call_id=start.call_id,
+            policy=self.policy,
+        )
+
+    def record(self, outcome: CallOutcome, *, final: bool) -> None:
+        self.registry.put(outcome)
+        if final:
+            self.webhook.submit(outcome)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.webhook.close()

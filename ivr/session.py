@@ -1,0 +1,181 @@
+"""One call's logic behind any protocol: the customer's channel -> streaming verifier, DTMF, the call flow, outcome.
+
+:class:`CallSession` implements :class:`ivr.transport.CallHandler`. It picks the customer's channel out of
+interleaved audio, keeps the call's audio clock, feeds the :class:`voiceauth.streaming.StreamingVerifier` while
+the flow is verifying, runs in-band DTMF detection while the flow collects digits, drives the flow machine and
+turns its actions into outbound events (prompts, the decision). It records the outcome in the registry as soon as
+there is a decision and again at the end, and posts the final outcome to the webhook.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ivr.calls import CallOutcome
+from ivr.dtmf import DtmfDetector
+from ivr.flows.machine import Action, CheckPin, FlowMachine, Hangup, Play, StartVoice, Transfer
+from ivr.serializers.base import CallStart, DecisionOut, OutEvent, PromptOut
+from voiceauth.audio.codecs import alaw_decode, l16_decode, mulaw_decode
+from voiceauth.errors import VoiceAuthError
+from voiceauth.streaming import StreamDecision, StreamingVerifier
+
+if TYPE_CHECKING:
+    from ivr.service import IvrService
+
+__all__ = ["CallSession"]
+
+log = logging.getLogger(__name__)
+
+_DECODERS = {"mulaw": mulaw_decode, "alaw": alaw_decode, "l16": l16_decode}
+
+
+class CallSession:
+    def __init__(self, service: IvrService, start: CallStart, *, tenant: str, protocol: str) -> None:
+        self.service = service
+        self.start = start
+        self.tenant = tenant
+        self.protocol = protocol
+        self.width = 2 if start.encoding == "l16" else 1
+        self.rate = start.sample_rate
+        self.samples = 0  # per channel
+        self._carry = b""
+        self.flow = FlowMachine(service.flow)
+        self.verifier: StreamingVerifier | None = None
+        self.dtmf = DtmfDetector(self.rate)
+        self.finished = False
+        self.outcome = CallOutcome(call_id=start.call_id, tenant=tenant, protocol=protocol)
+        self._decision: StreamDecision | None = None
+
+    @property
+    def now_ms(self) -> int:
+        return int(self.samples * 1000 // self.rate)
+
+    # -- CallHandler --------------------------------------------------------------------------------------------
+    def opening(self) -> Sequence[OutEvent]:
+        if self.start.probe:
+            return []
+        ref = self.start.speaker_ref or self.service.lookup_ani(self.tenant, self.start.ani)
+        self.outcome.speaker_id = ref
+        log.info(
+            "call %s started (%s, %s %d Hz x%d)",
+            self.start.call_id,
+            self.protocol,
+            self.start.encoding,
+            self.rate,
+            self.start.channels,
+        )
+        return self._act(self.flow.start(speaker_ref=ref, now_ms=0))
+
+    def on_audio(self, payload: bytes) -> Sequence[OutEvent]:
+        if self.start.probe or self.finished:
+            return []
+        mono = self._customer_channel(payload)
+        if not mono:
+            return []
+        self.samples += len(mono) // self.width
+        out: list[OutEvent] = []
+        if self.verifier is not None and self.verifier.decision is None:
+            decided = self.verifier.feed(mono)
+            if decided is not None:
+                out.extend(self._on_decision(decided))
+        if self.flow.collecting:
+            for digit in self.dtmf.feed(_DECODERS[self.start.encoding](mono)):
+                out.extend(self.on_digit(digit))
+        deadline = self.flow.voice_deadline_ms
+        if deadline is not None and self.now_ms >= deadline and self.verifier is not None:
+            out.extend(self._on_decision(self.verifier.finish()))
+        out.extend(self._act(self.flow.tick(self.now_ms)))
+        return out
+
+    def on_digit(self, digit: str) -> Sequence[OutEvent]:
+        log.info("call %s: digit received", self.start.call_id)  # never the digit itself (PINs)
+        return self._act(self.flow.digit(digit, self.now_ms))
+
+    def on_mark(self, name: str) -> Sequence[OutEvent]:
+        return []
+
+    def end(self, reason: str) -> Sequence[OutEvent]:
+        out: list[OutEvent] = []
+        if self.start.probe:
+            return out
+        if self.verifier is not None and self._decision is None:
+            try:
+                out.extend(self._on_decision(self.verifier.finish()))
+            except VoiceAuthError as exc:  # still record how the call ended
+                log.warning("call %s: no decision at the end: %s", self.start.call_id, exc)
+                reason = f"{reason}; no decision ({exc.code})"
+        self.outcome.end_reason = reason
+        self.outcome.flow_outcome = self.flow.outcome or ("verified" if self.flow.method else "")
+        self.outcome.method = self.flow.method
+        self.outcome.ended_at = dt.datetime.now(dt.UTC).isoformat()
+        self.service.record(self.outcome, final=True)
+        log.info(
+            "call %s ended: reason=%s decision=%s flow=%s",
+            self.start.call_id,
+            reason,
+            self.outcome.decision,
+            self.outcome.flow_outcome,
+        )
+        return out
+
+    # -- internals ----------------------------------------------------------------------------------------------
+    def _customer_channel(self, payload: bytes) -> bytes:
+        ch = self.start.channels
+        if ch <= 1:
+            return payload
+        data = self._carry + payload
+        frame = self.width * ch
+        cut = len(data) - len(data) % frame
+        self._carry = data[cut:]
+        arr = np.frombuffer(data[:cut], dtype=np.uint8).reshape(-1, ch, self.width)
+        return arr[:, self.start.channel, :].tobytes()
+
+    def _on_decision(self, decided: StreamDecision) -> list[OutEvent]:
+        if self._decision is not None:
+            return []
+        self._decision = decided
+        public = decided.public
+        self.outcome.decision = public
+        self.outcome.speech_seconds = decided.speech_seconds
+        self.outcome.decided_at_ms = decided.decided_at_ms
+        r = decided.result
+        self.outcome.staff = {
+            "internal_decision": r.decision.value,
+            "score": r.score,
+            "threshold": r.threshold,
+            "operating_point": r.operating_point,
+            "watchlist_hit": r.watchlist_hit.label if r.watchlist_hit else None,
+            "attempt_id": r.attempt_id,
+            "early": decided.early,
+            "compute_ms": round(decided.compute_ms, 1),
+        }
+        self.service.record(self.outcome, final=False)
+        out: list[OutEvent] = [
+            DecisionOut(public, decided.speech_seconds, decided.decided_at_ms, call_id=self.start.call_id)
+        ]
+        out.extend(self._act(self.flow.voice(public, self.now_ms)))
+        return out
+
+    def _act(self, actions: Sequence[Action]) -> list[OutEvent]:
+        out: list[OutEvent] = []
+        for a in actions:
+            if isinstance(a, Play):
+                if self.start.two_way:
+                    out.append(PromptOut(a.prompt, self.service.prompts.pcm16(a.prompt), 8000))
+            elif isinstance(a, StartVoice):
+                self.outcome.speaker_id = a.speaker_ref
+                if self.verifier is None:
+                    self.verifier = self.service.new_verifier(self.start, self.tenant, a.speaker_ref)
+            elif isinstance(a, CheckPin):
+                ok = self.service.pins.check(self.tenant, a.speaker_ref, a.pin)
+                out.extend(self._act(self.flow.pin_result(ok, self.now_ms)))
+            elif isinstance(a, Transfer):
+                log.info("call %s: transfer to an agent", self.start.call_id)
+            elif isinstance(a, Hangup):
+                self.finished = True
+        return out

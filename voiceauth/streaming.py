@@ -1,0 +1,254 @@
+"""Streaming verification of one call leg: chunks in, one decision out as soon as it is safe.
+
+The one streaming verifier every telephony adapter sits on. It feeds each chunk (mu-law, A-law, L16 bytes at
+8-48 kHz, or float samples) through :class:`voiceauth.audio.stream.StreamingFrontEnd` (incremental resampling and
+Silero VAD), and once ``min_speech_s`` of net speech has arrived it embeds the speech so far, then again after
+every ``embed_every_s`` of *new* speech (so CPU per call is bounded by the speech, not by the frame rate):
+
+* early ``ACCEPT`` when the calibrated score reaches the operating point (plus ``accept_margin``);
+* early ``REJECT`` when it is below the operating point by more than ``reject_margin``;
+* a decision at ``max_speech_s`` whatever the score;
+* at the end of the call, the decision on all the speech, or ``NOT_ENOUGH_SPEECH``.
+
+The decision itself is always made by :class:`voiceauth.verification.Verifier` (the same lockout, watchlist and
+audit path as uploads); the streaming side only chooses *when* to ask, scoring against the claimed voiceprint read
+once per call. An unknown or unusable claim is evaluated at the same moment and with the same work as a mismatch,
+so timing does not reveal who is enrolled. Pure logic: the engine, the verifier and the clock are injected.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy.typing as npt
+
+from voiceauth.audio.stream import StreamingFrontEnd
+from voiceauth.config import Settings
+from voiceauth.embedding.base import EmbeddingEngine, FloatArray
+from voiceauth.errors import ConfigError
+from voiceauth.store.repo import Store
+from voiceauth.verification import Decision, VerificationResult, Verifier
+from voiceauth.watchlist import resolve_threshold
+
+__all__ = [
+    "TELEPHONY_DECISIONS",
+    "ClaimView",
+    "StreamDecision",
+    "StreamingPolicy",
+    "StreamingVerifier",
+    "load_claim",
+    "public_decision",
+]
+
+log = logging.getLogger(__name__)
+
+#: what a telephony client may see; NOT_ENROLLED is shown as REJECT (never reveal who is enrolled)
+TELEPHONY_DECISIONS = ("ACCEPT", "REJECT", "NOT_ENOUGH_SPEECH", "OPTED_OUT", "EXPIRED", "LOCKED_OUT")
+
+
+def public_decision(decision: Decision | str, *, speech_s: float | None = None, min_speech_s: float = 0.0) -> str:
+    """The decision as shown to telephony clients. ``NOT_ENROLLED`` reads as what an enrolled caller with the same
+    audio would most plausibly get: ``NOT_ENOUGH_SPEECH`` when there was too little speech, else ``REJECT``."""
+    value = Decision(decision).value
+    if value != Decision.NOT_ENROLLED.value:
+        return value
+    if speech_s is not None and speech_s < min_speech_s:
+        return Decision.NOT_ENOUGH_SPEECH.value
+    return Decision.REJECT.value
+
+
+@dataclass(frozen=True)
+class StreamingPolicy:
+    min_speech_s: float = 3.0  # net speech before the first evaluation (the verification minimum)
+    embed_every_s: float = 0.5  # new net speech between re-evaluations
+    max_speech_s: float = 8.0  # decide here whatever the score
+    accept_margin: float = 0.0  # calibrated points above the operating point for an early ACCEPT
+    reject_margin: float = 15.0  # calibrated points below the operating point for an early REJECT
+
+    def __post_init__(self) -> None:
+        if self.embed_every_s <= 0:
+            raise ConfigError(f"embed_every_s must be > 0 seconds, not {self.embed_every_s}")
+        if self.max_speech_s < self.min_speech_s:
+            raise ConfigError(f"max_speech_s ({self.max_speech_s}) must be at least min_speech_s ({self.min_speech_s})")
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> StreamingPolicy:
+        return cls(
+            min_speech_s=s.verify_min_speech_s,
+            embed_every_s=s.stream_embed_every_s,
+            max_speech_s=max(s.stream_max_speech_s, s.verify_min_speech_s),
+            accept_margin=s.stream_accept_margin,
+            reject_margin=s.stream_reject_margin,
+        )
+
+
+@dataclass(frozen=True)
+class ClaimView:
+    """What the streaming side needs to know when to ask: the claimed voiceprint (None if unusable)."""
+
+    voiceprint: FloatArray | None
+    threshold: float
+
+
+def load_claim(store: Store, tenant: str, external_ref: str, verifier: Verifier) -> ClaimView:
+    """Read the claimed speaker's voiceprint and the tenant's operating point once, read-only."""
+    with store.transaction() as tx:
+        t = tx.tenant(tenant)
+        op_name = t.operating_point or verifier.policy.operating_point
+        threshold = resolve_threshold(op_name, verifier.operating_points, tx.thresholds(t.id))
+        spk = tx.speaker(t.id, external_ref)
+        vp = tx.voiceprint(spk) if spk is not None else None
+        return ClaimView(voiceprint=vp.embedding if vp is not None else None, threshold=threshold)
+
+
+@dataclass(frozen=True)
+class StreamDecision:
+    decision: Decision  # the verifier's own decision (NOT_ENROLLED included; see public_decision)
+    speech_seconds: float  # net speech the decision used
+    decided_at_ms: int  # position in the call audio (ms received) when it was decided
+    early: bool  # decided before the end of the call
+    compute_ms: float  # wall time from the deciding chunk's arrival to the decision
+    result: VerificationResult  # full result, scores included: security staff only
+    min_speech_s: float = 0.0  # the policy's minimum, for :attr:`public`
+
+    @property
+    def public(self) -> str:
+        return public_decision(self.decision, speech_s=self.speech_seconds, min_speech_s=self.min_speech_s)
+
+
+class StreamingVerifier:
+    """One call leg's streaming verification. Not thread-safe: feed it from one task or thread."""
+
+    def __init__(
+        self,
+        *,
+        frontend: StreamingFrontEnd,
+        engine: EmbeddingEngine,
+        verifier: Verifier,
+        tenant: str,
+        speaker_ref: str,
+        call_id: str = "",
+        policy: StreamingPolicy | None = None,
+        claim: ClaimView | Callable[[], ClaimView] | None = None,
+        actor: str = "ivr",
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.frontend = frontend
+        self.engine = engine
+        self.verifier = verifier
+        self.tenant = tenant
+        self.speaker_ref = speaker_ref
+        self.call_id = call_id
+        self.policy = policy or StreamingPolicy(min_speech_s=verifier.policy.min_speech_s)
+        self._claim_src = claim
+        self._claim: ClaimView | None = claim if isinstance(claim, ClaimView) else None
+        self.actor = actor
+        self.clock = clock
+        self.decision: StreamDecision | None = None
+        self.evaluations = 0  # embeddings computed (CPU spent per call)
+        self._next_eval_s = self.policy.min_speech_s
+        self._last_probe: tuple[float, FloatArray] | None = None
+
+    # -- input ------------------------------------------------------------------------------------------
+    def feed(self, chunk: bytes | bytearray | memoryview | npt.ArrayLike) -> StreamDecision | None:
+        """Add one chunk; return the decision if this chunk made it (None otherwise, and after a decision)."""
+        if self.decision is not None:
+            return None
+        t0 = self.clock()
+        self.frontend.feed(chunk)
+        speech_s = self.frontend.net_speech_s
+        if speech_s + 1e-9 < self._next_eval_s:
+            return None
+        return self._evaluate(speech_s, t0, final=False)
+
+    def finish(self) -> StreamDecision:
+        """End of the call audio: the decision made so far, or the one on all the speech received."""
+        if self.decision is not None:
+            return self.decision
+        t0 = self.clock()
+        self.frontend.finish()
+        speech_s = self.frontend.net_speech_s
+        if speech_s >= self.policy.min_speech_s:
+            decided = self._evaluate(speech_s, t0, final=True)
+            assert decided is not None
+            return decided
+        result = self.verifier.verify(
+            self.tenant,
+            self.speaker_ref,
+            None,
+            net_speech_s=speech_s,
+            narrowband=self.frontend.narrowband,
+            call_id=self.call_id,
+            actor=self.actor,
+        )
+        return self._decide(result, speech_s, t0, early=False)
+
+    @property
+    def speech_seconds(self) -> float:
+        return self.frontend.net_speech_s
+
+    @property
+    def received_ms(self) -> int:
+        return int(round(self.frontend.duration_s * 1000))
+
+    # -- internals --------------------------------------------------------------------------------------
+    def _claim_view(self) -> ClaimView:
+        if self._claim is None:
+            if callable(self._claim_src):
+                self._claim = self._claim_src()
+            else:
+                self._claim = load_claim(self.verifier.store, self.tenant, self.speaker_ref, self.verifier)
+        return self._claim
+
+    def _evaluate(self, speech_s: float, t0: float, *, final: bool) -> StreamDecision | None:
+        p = self.policy
+        if self._last_probe is not None and abs(self._last_probe[0] - speech_s) < 1e-6:
+            probe = self._last_probe[1]
+        else:
+            probe = self.engine.embed(self.frontend.speech(), 16000)
+            self.evaluations += 1
+            self._last_probe = (speech_s, probe)
+        self._next_eval_s = speech_s + p.embed_every_s
+        narrowband = self.frontend.narrowband
+        claim = self._claim_view()
+        if not final and speech_s < p.max_speech_s and claim.voiceprint is not None:
+            score = self.verifier.scorer.score(
+                claim.voiceprint, probe, narrowband=narrowband, probe_speech_s=speech_s
+            ).calibrated
+            confident = score >= claim.threshold + p.accept_margin or score < claim.threshold - p.reject_margin
+            if not confident:
+                return None
+        result = self.verifier.verify(
+            self.tenant,
+            self.speaker_ref,
+            probe,
+            net_speech_s=speech_s,
+            narrowband=narrowband,
+            call_id=self.call_id,
+            actor=self.actor,
+        )
+        return self._decide(result, speech_s, t0, early=not final)
+
+    def _decide(self, result: VerificationResult, speech_s: float, t0: float, *, early: bool) -> StreamDecision:
+        self.decision = StreamDecision(
+            decision=result.decision,
+            speech_seconds=round(speech_s, 3),
+            decided_at_ms=self.received_ms,
+            early=early,
+            compute_ms=(self.clock() - t0) * 1000.0,
+            result=result,
+            min_speech_s=self.policy.min_speech_s,
+        )
+        log.info(
+            "stream call=%s decision=%s speech=%.2fs at=%dms early=%s evaluations=%d",
+            self.call_id or "-",
+            result.decision.value,
+            speech_s,
+            self.decision.decided_at_ms,
+            early,
+            self.evaluations,
+        )
+        return self.decision
