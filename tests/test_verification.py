@@ -210,6 +210,12 @@ def test_tenant_threshold_override_and_unknown_operating_point(
         tx.set_threshold(tx.tenant("acme").id, "high_security", 99.99, actor="security")
     r = make_verifier(store).verify("acme", "alice", probe, net_speech_s=4, narrowband=True)
     assert r.decision == Decision.REJECT and r.threshold == 99.99
+    with store.transaction() as tx:
+        tx.set_operating_point(tx.tenant("acme").id, "convenience", actor="security")
+    r = make_verifier(store).verify("acme", "alice", probe, net_speech_s=4, narrowband=True)
+    assert r.decision == Decision.ACCEPT and r.operating_point == "convenience" and r.threshold == 72.5
+    with store.transaction() as tx:
+        tx.set_operating_point(tx.tenant("acme").id, None, actor="security")
     with pytest.raises(ConfigError, match="strictest"):
         make_verifier(store, operating_point="strictest").verify(
             "acme", "alice", probe, net_speech_s=4, narrowband=True

@@ -251,3 +251,30 @@ def test_audit_chain_detects_an_edited_or_removed_row(
         c.execute(text("DELETE FROM audit_events WHERE seq = 6"))
     bad = store.verify_audit_chain()
     assert not bad.ok and "removed" in bad.reason
+
+
+def test_concurrent_failures_are_all_counted_and_the_chain_stays_linear(
+    store: Store, alice: np.ndarray, rng: np.random.Generator
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from voiceauth.verification import LockoutPolicy, VerificationPolicy
+
+    enroller, _ = services(store)
+    enrol(enroller, "alice", alice, rng)
+    verifier = Verifier(
+        store,
+        CosineScorer(),
+        COSINE_OPERATING_POINTS,
+        VerificationPolicy(lockout=LockoutPolicy(failures=50, disable_failures=100)),
+    )
+    probes = [voice(rng.standard_normal(192), rng) for _ in range(12)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        decisions = list(
+            pool.map(lambda p: verifier.verify("acme", "alice", p, net_speech_s=4.0, narrowband=True).decision, probes)
+        )
+    assert decisions == [Decision.REJECT] * 12
+    with store.transaction() as tx:
+        assert tx.lockout(tx.require_speaker(tx.tenant("acme").id, "alice")).consecutive_failures == 12
+    report = store.verify_audit_chain()
+    assert report.ok and report.events == 6 + 12

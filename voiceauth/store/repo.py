@@ -157,6 +157,14 @@ class StoreTx:
             details={"name": name, "old": old, "new": value},
         )
 
+    def set_operating_point(self, tenant_id: int, name: str | None, *, actor: str) -> None:
+        """The threshold name this tenant decides at (None = the settings' default)."""
+        t = self.session.get(Tenant, tenant_id)
+        if t is None:
+            raise NotFound(f"tenant id {tenant_id} does not exist")
+        old, t.operating_point = t.operating_point, name
+        self.audit("operating_point.set", actor=actor, tenant_id=tenant_id, details={"old": old, "new": name})
+
     # -- speakers, consent, privacy operations ----------------------------------------------------------
     def speaker(self, tenant_id: int, external_ref: str, *, lock: bool = False) -> Speaker | None:
         q = select(Speaker).where(Speaker.tenant_id == tenant_id, Speaker.external_ref == external_ref)
