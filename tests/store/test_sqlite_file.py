@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,13 @@ def test_no_plaintext_embedding_in_the_sqlite_file(tmp_path: Path) -> None:
         vp = tx.voiceprint(tx.require_speaker(tx.tenant("acme").id, "alice"))
     assert vp is not None
     store.dispose()
-    assert (tmp_path / DB_FILE_NAME).exists() and (tmp_path / "data.key").exists()
+    assert (tmp_path / DB_FILE_NAME).exists()
+    assert (tmp_path / "data.key").stat().st_mode & 0o077 == 0  # the generated dev key is private
+    assert store.keyring.active_id in repr(store.keyring)
+    key_text = (tmp_path / "data.key").read_text().splitlines()[-1]
+    assert key_text not in repr(store.keyring)
+    with closing(sqlite3.connect(tmp_path / DB_FILE_NAME)) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     haystack = file_bytes(tmp_path)
     for v in [*sent, vp.embedding, fraud]:
         assert not contains_vector(haystack, v)
