@@ -10,8 +10,10 @@ there is a decision and again at the end, and posts the final outcome to the web
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,6 +36,17 @@ log = logging.getLogger(__name__)
 _DECODERS = {"mulaw": mulaw_decode, "alaw": alaw_decode, "l16": l16_decode}
 
 
+def _locked(fn: Callable[..., Sequence[OutEvent]]) -> Callable[..., Sequence[OutEvent]]:
+    """One call's handler methods run one at a time, whichever thread calls them."""
+
+    @functools.wraps(fn)
+    def wrapper(self: CallSession, *args: object) -> Sequence[OutEvent]:
+        with self._lock:
+            return fn(self, *args)
+
+    return wrapper
+
+
 class CallSession:
     def __init__(self, service: IvrService, start: CallStart, *, tenant: str, protocol: str) -> None:
         self.service = service
@@ -50,12 +63,15 @@ class CallSession:
         self.finished = False
         self.outcome = CallOutcome(call_id=start.call_id, tenant=tenant, protocol=protocol)
         self._decision: StreamDecision | None = None
+        self._lock = threading.RLock()
+        self._ended = False
 
     @property
     def now_ms(self) -> int:
         return int(self.samples * 1000 // self.rate)
 
     # -- CallHandler --------------------------------------------------------------------------------------------
+    @_locked
     def opening(self) -> Sequence[OutEvent]:
         if self.start.probe:
             return []
@@ -71,6 +87,7 @@ class CallSession:
         )
         return self._act(self.flow.start(speaker_ref=ref, now_ms=0))
 
+    @_locked
     def on_audio(self, payload: bytes) -> Sequence[OutEvent]:
         if self.start.probe or self.finished:
             return []
@@ -92,17 +109,21 @@ class CallSession:
         out.extend(self._act(self.flow.tick(self.now_ms)))
         return out
 
+    @_locked
     def on_digit(self, digit: str) -> Sequence[OutEvent]:
         log.info("call %s: digit received", self.start.call_id)  # never the digit itself (PINs)
         return self._act(self.flow.digit(digit, self.now_ms))
 
+    @_locked
     def on_mark(self, name: str) -> Sequence[OutEvent]:
         return []
 
+    @_locked
     def end(self, reason: str) -> Sequence[OutEvent]:
         out: list[OutEvent] = []
-        if self.start.probe:
+        if self.start.probe or self._ended:
             return out
+        self._ended = True
         if self.verifier is not None and self._decision is None:
             try:
                 out.extend(self._on_decision(self.verifier.finish()))

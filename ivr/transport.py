@@ -151,6 +151,16 @@ async def serve_call(
             if handler is not None and handler.finished:
                 reason = "flow-complete"
                 break
+    except asyncio.CancelledError:
+        # the server is cancelling this connection: record the outcome here, synchronously, then let it go
+        if handler is not None:
+            try:
+                handler.end("disconnected")
+            except Exception:
+                log.exception("%s call: could not record the outcome of a cancelled call", label)
+        handler = None
+        reason, hangup = "disconnected", ""
+        raise
     except ProtocolError as exc:
         reason, hangup = "protocol-error", "error"
         log.warning("%s call ended: protocol error: %s", label, exc)
@@ -167,7 +177,8 @@ async def serve_call(
         reason, hangup = "internal-error", "error"
         log.exception("%s call ended by an internal error", label)
     finally:
-        await _finish(ws, serializer, handler, reason, hangup, loop, executor, send_events)
+        if reason != "disconnected" or handler is not None:
+            await _finish(ws, serializer, handler, reason, hangup, loop, executor, send_events)
     return reason
 
 
