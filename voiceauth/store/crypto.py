@@ -128,15 +128,25 @@ def _read_key_file(path: Path) -> list[bytes]:
     return keys
 
 
-def _write_new_key_file(path: Path, keys: Sequence[bytes]) -> None:
+def _write_new_key_file(path: Path, keys: Sequence[bytes], *, exclusive: bool = False) -> bool:
+    """Write atomically (0600). ``exclusive``: only if ``path`` does not exist yet; False if it did."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write("# voiceauth data keys: base64, the first encrypts, all decrypt. Keep secret.\n")
         for k in keys:
             fh.write(base64.b64encode(k).decode("ascii") + "\n")
-    os.replace(tmp, path)
+    if not exclusive:
+        os.replace(tmp, path)
+        return True
+    try:
+        os.link(tmp, path)  # atomic and fails if another process created the key first
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink()
 
 
 def add_key_to_file(path: Path) -> str:
@@ -167,6 +177,6 @@ def load_keyring(settings: Settings) -> Keyring:
             "no data key configured: set VOICEAUTH_DATA_KEY (base64 of 32 bytes) or VOICEAUTH_DATA_KEY_FILE; "
             "generate_data_key is off, as it should be in production"
         )
-    _write_new_key_file(path, [generate_key()])
-    log.warning("generated a development data key file at %s; configure a managed key in production", path)
+    if _write_new_key_file(path, [generate_key()], exclusive=True):
+        log.warning("generated a development data key file at %s; configure a managed key in production", path)
     return Keyring(_read_key_file(path))
