@@ -198,5 +198,7 @@ class CallSession:
             elif isinstance(a, Transfer):
                 log.info("call %s: transfer to an agent", self.start.call_id)
             elif isinstance(a, Hangup):
-                self.finished = True
+                # two-way streams end here (Twilio moves on to the next TwiML verb); a monitoring stream
+                # (AudioHook, a one-way fork) belongs to the platform, which closes it when the call ends
+                self.finished = self.start.two_way
         return out

@@ -1,0 +1,93 @@
+"""L16 endpoint (16 kHz, Vonage-style metadata) with the real engine: ACCEPT by voice, and the PIN fallback path
+after a voice REJECT, the PIN typed as in-band DTMF tones mixed with speech and noise."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import numpy as np
+import pytest
+import websockets
+
+from ivr.dtmf import dtmf_tone
+from tests.ivr.conftest import TELEPHONY_KEY, LiveServer, fsdd_digits
+from voiceauth.audio.codecs import l16_encode
+from voiceauth.audio.resample import resample
+
+pytestmark = pytest.mark.model
+
+
+async def _l16_call(server: LiveServer, call_id: str, audio16: np.ndarray, speaker: str) -> list[dict]:  # type: ignore[type-arg]
+    """Stream 16 kHz audio in 20 ms frames (faster than real time); return the JSON messages the service sent."""
+    texts: list[dict] = []  # type: ignore[type-arg]
+    meta = {"content-type": "audio/l16;rate=16000", "call_id": call_id, "speaker_id": speaker}
+    async with websockets.connect(
+        f"{server.ws}/v1/streams/l16", additional_headers={"X-API-KEY": TELEPHONY_KEY}, max_size=None
+    ) as ws:
+        await ws.send(json.dumps(meta))
+        pcm = l16_encode(audio16)
+        try:
+            for i in range(0, len(pcm), 640):
+                await ws.send(pcm[i : i + 640])
+                if i % (640 * 25) == 0:
+                    await asyncio.sleep(0)  # let the server's replies in
+            await ws.send(json.dumps({"event": "stop"}))
+            async for msg in ws:
+                if isinstance(msg, str):
+                    texts.append(json.loads(msg))
+        except websockets.ConnectionClosed:
+            pass
+    return texts
+
+
+def _outcome(server: LiveServer, call_id: str) -> dict:  # type: ignore[type-arg]
+    r = httpx.get(f"{server.url}/v1/calls/{call_id}", headers={"Authorization": f"Bearer {TELEPHONY_KEY}"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_l16_accept(live_server: LiveServer) -> None:
+    audio = resample(fsdd_digits("george", "2718281828", 41), 8000, 16000)
+    texts = asyncio.run(_l16_call(live_server, "l16-accept", audio, "george"))
+    decisions = [t for t in texts if t.get("event") == "decision"]
+    assert decisions and decisions[0]["decision"] == "ACCEPT"
+    assert "score" not in decisions[0]
+    outcome = _outcome(live_server, "l16-accept")
+    assert outcome["decision"] == "ACCEPT" and outcome["method"] == "voice" and outcome["protocol"] == "l16"
+
+
+def test_pin_fallback_after_reject_with_inband_dtmf(live_server: LiveServer) -> None:
+    rng = np.random.default_rng(7)
+    impostor = fsdd_digits("jackson", "2718281828", 41)
+    # after the impostor's digits: the PIN 4321 as tones, over another voice and line noise
+    tail = np.zeros(8000 * 3, dtype=np.float32)
+    chatter = fsdd_digits("lucas", "5678", 12)[: tail.size] * 0.3
+    tail[: chatter.size] += chatter
+    for k, digit in enumerate("4321"):
+        start = int((0.3 + 0.5 * k) * 8000)
+        tone = dtmf_tone(digit, 8000, duration_s=0.1, level=0.2)
+        tail[start : start + tone.size] += tone
+    tail += rng.normal(0, 0.01, tail.size).astype(np.float32)
+    audio = resample(np.concatenate([impostor, tail]), 8000, 16000)
+    texts = asyncio.run(_l16_call(live_server, "l16-pin", audio, "george"))
+    decisions = [t["decision"] for t in texts if t.get("event") == "decision"]
+    assert decisions == ["REJECT"]
+    outcome = _outcome(live_server, "l16-pin")
+    assert outcome["decision"] == "REJECT"  # the voice decision stays on record
+    assert outcome["method"] == "pin" and outcome["flow_outcome"] == "verified"
+
+
+def test_l16_without_key_is_refused(live_server: LiveServer) -> None:
+    async def call() -> None:
+        async with websockets.connect(f"{live_server.ws}/v1/streams/l16") as ws:
+            await ws.send(json.dumps({"content-type": "audio/l16;rate=8000", "call_id": "l16-nokey"}))
+            await ws.send(b"\x00\x00" * 160)
+            with pytest.raises(websockets.ConnectionClosed):
+                for _ in range(100):
+                    await ws.recv()
+
+    asyncio.run(call())
+    r = httpx.get(f"{live_server.url}/v1/calls/l16-nokey", headers={"X-API-KEY": TELEPHONY_KEY})
+    assert r.status_code == 404
