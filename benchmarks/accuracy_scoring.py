@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import platform
 import time
 from collections.abc import Sequence
@@ -51,19 +52,19 @@ DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def build_sets(data: Path, which: Sequence[str]) -> dict[str, list[Piece]]:
+def build_sets(data: Path, which: Sequence[str], max_pieces: int, fsdd_per_speaker: int) -> dict[str, list[Piece]]:
     files, sex = load_librispeech(data / "librispeech-cohort")
     _, eval_readers = split_readers(list(files), sex)
     sets: dict[str, list[Piece]] = {}
     for name in which:
         if name == "librispeech-16k":
-            sets[name] = librispeech_pieces(files, eval_readers, "wideband")
+            sets[name] = librispeech_pieces(files, eval_readers, "wideband", max_pieces=max_pieces)
         elif name == "librispeech-g711-mulaw":
-            sets[name] = librispeech_pieces(files, eval_readers, "g711_mulaw")
+            sets[name] = librispeech_pieces(files, eval_readers, "g711_mulaw", max_pieces=max_pieces)
         elif name == "librispeech-g711-alaw":
-            sets[name] = librispeech_pieces(files, eval_readers, "g711_alaw")
+            sets[name] = librispeech_pieces(files, eval_readers, "g711_alaw", max_pieces=max_pieces)
         elif name == "fsdd-digits-g711-alaw":
-            sets[name] = fsdd_digit_strings(data / "fsdd", channel="g711_alaw")
+            sets[name] = fsdd_digit_strings(data / "fsdd", per_speaker=fsdd_per_speaker, channel="g711_alaw")
         else:
             raise SystemExit(f"unknown set {name}")
     return sets
@@ -92,6 +93,7 @@ def embed_reference(ref: Any, pieces: Sequence[Piece], batch: int = 8) -> np.nda
         with torch.inference_mode():
             emb = ref.encode_batch(x, lens).reshape(len(idx), -1)
         out[idx] = emb.numpy()
+        logging.getLogger("benchmarks.accuracy").info("reference: batch of %d done", len(idx))
     return out
 
 
@@ -121,20 +123,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         nargs="+",
         default=["librispeech-g711-mulaw", "fsdd-digits-g711-alaw", "librispeech-16k"],
     )
+    ap.add_argument("--max-pieces", type=int, default=3, help="Pieces per evaluation reader (CPU budget).")
+    ap.add_argument("--fsdd-per-speaker", type=int, default=20, help="Digit strings per FSDD speaker.")
+    ap.add_argument("--embed-only", action="store_true", help="Only fill --cache with embeddings (no scoring).")
     ap.add_argument("--cache", type=Path, default=None, help="Store/reuse embeddings here (development).")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     settings = Settings(precision="fp32", device="cpu")
     t0 = time.time()
-    sets = build_sets(args.data, args.sets)
+    sets = build_sets(args.data, args.sets, args.max_pieces, args.fsdd_per_speaker)
     ref = load_reference(ensure_model(settings, fetch=False))
     engine = create_engine(settings, fetch=False)
-    scorer = create_scorer(settings)
+    scorer = None if args.embed_only else create_scorer(settings)
     rows: list[dict[str, Any]] = []
     for name, pieces in sets.items():
         speakers = [p.speaker for p in pieces]
-        cache = args.cache / f"{name}.npz" if args.cache else None
+        cache = args.cache / f"{name}-{len(pieces)}.npz" if args.cache else None
         if cache is not None and cache.is_file():
             z = dict(np.load(cache, allow_pickle=False))
             base_emb, prod = (
@@ -149,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 np.savez(
                     cache, base=base_emb, prod=prod["emb"], nb=prod["narrowband"], net=prod["speech_s"], vad=prod["vad"]
                 )
+        if scorer is None:
+            continue
         b_eer, b_dcf = cosine_eer(base_emb, speakers)
         res = evaluate(scorer, prod["emb"], speakers, prod["narrowband"].tolist(), prod["speech_s"].tolist())
         telephone = bool(np.all(prod["narrowband"])) if not name.endswith("16k") else False
@@ -170,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             }
         )
         print(json.dumps(rows[-1]), flush=True)
+    if scorer is None:
+        return
     tel = [r for r in rows if r["telephone"]]
     wide = [r for r in rows if not r["telephone"]]
     checks = {

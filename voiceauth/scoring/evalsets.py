@@ -92,27 +92,12 @@ def cut_pieces(samples: FloatArray, sample_rate: int, min_s: float = 3.0, max_s:
 
 
 def _g711_roundtrip(y: FloatArray, channel: str) -> FloatArray:
-    """G.711 encode + decode: the front end's codec when present, else the stdlib's ``audioop`` (temporary)."""
-    try:
-        from voiceauth.audio import codecs  # the front end owns the codec
-    except ImportError:
-        codecs = None
-    if codecs is not None:
-        if channel == "g711_mulaw":
-            return np.asarray(codecs.mulaw_decode(codecs.mulaw_encode(y)), dtype=np.float32)
-        return np.asarray(codecs.alaw_decode(codecs.alaw_encode(y)), dtype=np.float32)
-    import warnings
+    """G.711 encode + decode with the front end's codec (``voiceauth.audio.codecs``)."""
+    from voiceauth.audio.codecs import alaw_decode, alaw_encode, mulaw_decode, mulaw_encode
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import audioop
-
-    pcm = (np.clip(y, -1.0, 1.0 - 1.0 / 32768) * 32768.0).astype("<i2").tobytes()
     if channel == "g711_mulaw":
-        back = audioop.ulaw2lin(audioop.lin2ulaw(pcm, 2), 2)
-    else:
-        back = audioop.alaw2lin(audioop.lin2alaw(pcm, 2), 2)
-    return (np.frombuffer(back, dtype="<i2").astype(np.float32) / 32768.0).astype(np.float32)
+        return np.asarray(mulaw_decode(mulaw_encode(y)), dtype=np.float32)
+    return np.asarray(alaw_decode(alaw_encode(y)), dtype=np.float32)
 
 
 def telephone_channel(samples: FloatArray, sample_rate: int, channel: str) -> tuple[FloatArray, int]:
@@ -139,13 +124,18 @@ def load_librispeech(folder: Path) -> tuple[dict[str, Path], dict[str, str]]:
 
 
 def librispeech_pieces(
-    files: dict[str, Path], readers: Sequence[str], channel: str, min_s: float = 3.0, max_s: float = 6.0
+    files: dict[str, Path],
+    readers: Sequence[str],
+    channel: str,
+    min_s: float = 3.0,
+    max_s: float = 6.0,
+    max_pieces: int | None = None,
 ) -> list[Piece]:
-    """Every reader's utterance cut into pieces and passed through ``channel``."""
+    """Every reader's utterance cut into pieces (the first ``max_pieces`` of them) passed through ``channel``."""
     out: list[Piece] = []
     for reader in readers:
         audio = load_audio(files[reader])
-        for i, piece in enumerate(cut_pieces(audio.samples, audio.sample_rate, min_s, max_s)):
+        for i, piece in enumerate(cut_pieces(audio.samples, audio.sample_rate, min_s, max_s)[:max_pieces]):
             wav, sr = telephone_channel(piece, audio.sample_rate, channel)
             out.append(Piece(f"ls-{reader}-{i}-{channel}", reader, wav, sr))
     return out
