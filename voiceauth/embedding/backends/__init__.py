@@ -1,0 +1,64 @@
+"""Interchangeable embedding backends behind the ``EmbeddingEngine`` protocol, chosen by name.
+
+=================  =====================================================================================
+``speechbrain``    :class:`~voiceauth.embedding.ecapa.EcapaEngine`: SpeechBrain's modules, fp32 or bf16 autocast
+``fused``          :class:`FusedEngine` fp32 (CPU) / fp16-bf16 autocast (CUDA): BatchNorm folded, channels-last
+``fused-int8``     :class:`FusedEngine` with int8 GEMMs (FBGEMM, AVX512-VNNI) for the big 1x1 layers (CPU)
+``auto``           the production choice for the device (see :func:`resolve_backend`)
+=================  =====================================================================================
+
+The benchmark suite (``python -m benchmarks``) measures every backend against SpeechBrain's own pipeline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+from voiceauth.embedding.backends.engine import FusedEngine
+from voiceauth.embedding.backends.int8 import int8_available
+from voiceauth.embedding.base import EmbeddingEngine
+from voiceauth.embedding.ecapa import EcapaEngine
+from voiceauth.embedding.precision import cpu_has_bf16, resolve_device
+from voiceauth.errors import ConfigError
+
+__all__ = ["BACKENDS", "FusedEngine", "create_backend", "resolve_backend"]
+
+BACKENDS = ("auto", "speechbrain", "fused", "fused-int8")
+
+
+def resolve_backend(name: str, device: str) -> str:
+    """``auto`` -> the fastest backend that holds accuracy on ``device`` (measured by ``python -m benchmarks``).
+
+    CUDA: ``fused`` (fp16/bf16 autocast). CPU with AMX / AVX512-BF16: ``fused`` in bf16. Other x86 CPUs: ``fused-int8``.
+    """
+    if name not in BACKENDS:
+        raise ConfigError(f"embedding backend {name!r} is not supported; use one of {', '.join(BACKENDS)}")
+    if name != "auto":
+        return name
+    if device == "cuda" or cpu_has_bf16() or not int8_available():
+        return "fused"
+    return "fused-int8"
+
+
+def create_backend(
+    name: str,
+    model_dir: Path,
+    precision: str = "auto",
+    device: str = "auto",
+    num_threads: int | None = None,
+    verify: bool = True,
+) -> EmbeddingEngine:
+    """Build backend ``name`` on the verified model files; ``precision`` applies to ``speechbrain``/``fused``."""
+    dev = resolve_device(device)
+    backend = resolve_backend(name, dev)
+    if backend == "speechbrain":
+        return EcapaEngine(model_dir, precision=precision, device=dev, num_threads=num_threads, verify=verify)
+    if backend == "fused-int8":
+        if precision not in ("auto", "int8"):
+            raise ConfigError(f"backend 'fused-int8' runs in int8; precision {precision!r} does not apply")
+        return FusedEngine(model_dir, mode="int8", device=dev, num_threads=num_threads, verify=verify)
+    mode = precision
+    if mode == "auto" and dev == "cpu":
+        mode = "bf16" if cpu_has_bf16() else "fp32"
+    return FusedEngine(model_dir, mode=mode, device=dev, num_threads=num_threads, verify=verify)
