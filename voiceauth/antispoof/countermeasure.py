@@ -20,10 +20,11 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from models.fetch import verify_dir
+from models.fetch import ensure_model, verify_dir
 from models.registry import AASIST as AASIST_SPEC
 from voiceauth.antispoof.aasist import AASIST, BONAFIDE_INDEX, SPOOF_INDEX
-from voiceauth.antispoof.windows import WINDOW_SAMPLES, AntiSpoofError, Pooling, pool_scores, windows
+from voiceauth.antispoof.windows import WINDOW_SAMPLES, AntiSpoofError, Pooling, pool_scores, trim_silence, windows
+from voiceauth.config import Settings
 from voiceauth.embedding.base import FloatArray
 from voiceauth.errors import ModelError
 
@@ -32,6 +33,7 @@ __all__ = [
     "Countermeasure",
     "SpoofResult",
     "StreamingCountermeasure",
+    "create_countermeasure",
     "load_aasist",
 ]
 
@@ -70,7 +72,8 @@ def load_aasist(model_dir: Path, verify: bool = True) -> AASIST:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ModelError(f"{path} does not match the AASIST architecture: {exc}") from exc
-    return net.eval()
+    # channels-last convolutions are ~1.5x faster on CPU for the wide (23 x 21490) feature maps of the encoder
+    return net.to(memory_format=torch.channels_last).eval()
 
 
 class Countermeasure:
@@ -85,6 +88,7 @@ class Countermeasure:
         max_windows: int = 8,
         pooling: Pooling = "mean",
         batch_size: int = 4,
+        trim: bool = False,
         verify: bool = True,
         device: str = "cpu",
     ) -> None:
@@ -96,6 +100,7 @@ class Countermeasure:
         self.max_windows = int(max_windows)
         self.pooling: Pooling = pooling
         self.batch_size = max(1, int(batch_size))
+        self.trim = bool(trim)
         self.device = torch.device(device)
         self._net = load_aasist(model_dir, verify=verify).to(self.device)
         self._lock = threading.Lock()
@@ -114,7 +119,8 @@ class Countermeasure:
 
     def score(self, samples_16k: FloatArray) -> SpoofResult:
         """Score an utterance (16 kHz mono float32): window it, score each window, pool."""
-        mat = windows(samples_16k, self.window, self.hop, self.max_windows)
+        x = trim_silence(samples_16k) if self.trim else samples_16k
+        mat = windows(x, self.window, self.hop, self.max_windows)
         per_window = self.score_windows(mat)
         return self.decide(per_window)
 
@@ -169,3 +175,17 @@ class StreamingCountermeasure:
         if self._buf.size == 0:
             raise AntiSpoofError("no audio was fed to the stream; at least one sample is needed")
         return self._cm.score(self._buf)
+
+
+def create_countermeasure(settings: Settings, device: str = "cpu") -> Countermeasure:
+    """The countermeasure configured by ``settings`` (pinned weights from ``antispoof_model_dir`` or the cache)."""
+    model_dir = settings.antispoof_model_dir or ensure_model(settings, AASIST_SPEC)
+    return Countermeasure(
+        model_dir,
+        threshold=settings.antispoof_threshold,
+        window=settings.antispoof_window_samples,
+        hop=settings.antispoof_hop_samples,
+        max_windows=settings.antispoof_max_windows,
+        pooling=settings.antispoof_pooling,
+        device=device,
+    )

@@ -11,6 +11,7 @@ from voiceauth.cli import embed as _embed
 from voiceauth.cli import evaluate as _evaluate
 from voiceauth.cli import models as _models
 from voiceauth.cli import service as _service
+from voiceauth.cli import spoof as _spoof
 
 __all__ = ["app", "main"]
 
@@ -29,6 +30,7 @@ _embed.register(app)
 _demo.register(app)
 _service.register(app)
 _evaluate.register(app)
+_spoof.register(app)
 
 
 def main() -> None:
