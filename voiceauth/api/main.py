@@ -21,6 +21,7 @@ from voiceauth.api.problems import install_problem_handlers
 from voiceauth.api.routes import admin, audio, health, security, speakers
 from voiceauth.api.services import AppServices
 from voiceauth.config import Settings
+from voiceauth.console.routes import router as console_router
 from voiceauth.embedding.base import EmbeddingEngine
 from voiceauth.pipeline import FrontEndLike
 from voiceauth.scoring.base import Scorer
@@ -106,6 +107,7 @@ def create_app(
     app.include_router(audio.router)
     app.include_router(security.router)
     app.include_router(admin.router)
+    app.include_router(console_router)
     app.add_middleware(
         LimitsMiddleware,
         max_body=settings.max_upload_bytes + _MULTIPART_OVERHEAD,

@@ -6,10 +6,12 @@ import logging
 
 import typer
 
+from voiceauth.cli import calibrate as _calibrate
 from voiceauth.cli import demo as _demo
 from voiceauth.cli import embed as _embed
 from voiceauth.cli import evaluate as _evaluate
 from voiceauth.cli import models as _models
+from voiceauth.cli import report as _report
 from voiceauth.cli import service as _service
 from voiceauth.cli import spoof as _spoof
 
@@ -30,6 +32,8 @@ _embed.register(app)
 _demo.register(app)
 _service.register(app)
 _evaluate.register(app)
+_calibrate.register(app)
+app.add_typer(_report.app, name="report", help="Reports for security staff (KPIs).")
 _spoof.register(app)
 
 

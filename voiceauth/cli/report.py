@@ -1,0 +1,125 @@
+"""``voiceauth report kpi --since 2026-01-01``: the contact-centre KPIs as rich tables.
+
+Reads the embedded store directly (``--data-dir``; every tenant, or ``--tenant``), or asks a running service
+(``--api-url`` with a security key: that tenant only, and with the IVR's fallback-to-PIN rate, which the service
+keeps in memory). KPI definitions: :mod:`voiceauth.console.kpis`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from voiceauth.calibration.stats import CalibrationError
+from voiceauth.cli._common import user_errors
+from voiceauth.cli._data import DATA_DIR, settings_for
+
+__all__ = ["app", "parse_since"]
+
+app = typer.Typer(no_args_is_help=True)
+
+_REL = re.compile(r"^(\d{1,4})([dhw])$")
+
+
+def parse_since(text: str, now: dt.datetime) -> dt.datetime:
+    """``7d``, ``12h``, ``2w`` (before ``now``) or an ISO date / date-time (UTC when no zone is given)."""
+    m = _REL.match(text.strip())
+    if m:
+        n, unit = int(m.group(1)), m.group(2)
+        return now - dt.timedelta(**{{"d": "days", "h": "hours", "w": "weeks"}[unit]: n})
+    try:
+        t = dt.datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise CalibrationError(f"--since {text!r} is not understood; use e.g. 7d, 12h, 2w or 2026-01-31") from exc
+    return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
+
+
+def _fmt_rate(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _table(tenant: str, k: dict[str, Any]) -> Table:
+    t = Table(title=f"KPIs for tenant {tenant} since {k['since'][:19]}", show_lines=False)
+    t.add_column("KPI")
+    t.add_column("value", justify="right")
+    t.add_column("based on")
+    v = k["verifications"]
+    t.add_row(
+        "Enrolment rate", _fmt_rate(k["enrolment_rate"]), f"{k['enrolled']} enrolled of {k['registered']} registered"
+    )
+    t.add_row(
+        "Verification success rate",
+        _fmt_rate(k["verification_success_rate"]),
+        ", ".join(f"{n} {c}" for n, c in sorted(v.items())) or "no verifications",
+    )
+    pin = k["fallback_to_pin_rate"]
+    t.add_row(
+        "Fallback-to-PIN rate",
+        _fmt_rate(pin),
+        "IVR call outcomes not available (ask the service: --api-url)"
+        if k["calls_verified"] is None
+        else f"{k['calls_verified_by_pin']} of {k['calls_verified']} verified calls",
+    )
+    s = k["avg_speech_s_to_decision"]
+    t.add_row("Average speech time to decision", "n/a" if s is None else f"{s:.1f} s", "ACCEPT and REJECT decisions")
+    per = k["complaints_per_100_rejects"]
+    t.add_row(
+        "False-reject complaints",
+        str(k["false_reject_complaints"]),
+        "no rejects" if per is None else f"{per:.1f} per 100 rejects",
+    )
+    return t
+
+
+@app.command("kpi")
+def kpi(
+    since: str = typer.Option("30d", "--since", help="7d, 12h, 2w, or an ISO date such as 2026-01-31."),
+    tenant: str | None = typer.Option(None, "--tenant", help="Only this tenant (store mode)."),
+    data_dir: Path | None = DATA_DIR,
+    api_url: str | None = typer.Option(None, "--api-url", help="Ask a running service instead of the store."),
+    api_key: str | None = typer.Option(None, "--api-key", envvar="VOICEAUTH_API_KEY", help="A security key."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Enrolment rate, verification success, fallback-to-PIN, speech time to decision, false-reject complaints."""
+    with user_errors():
+        results: dict[str, dict[str, Any]] = {}
+        if api_url:
+            from voiceauth.cli.calibrate import ApiClient
+
+            if not api_key:
+                raise CalibrationError("--api-url needs a security --api-key (or VOICEAUTH_API_KEY)")
+            start = parse_since(since, dt.datetime.now(dt.UTC))
+            k = ApiClient(api_url, api_key).get("/v1/console/kpis", params={"since": start.isoformat()})
+            results[k.pop("tenant")] = k
+        else:
+            from voiceauth.console.kpis import compute_kpis
+            from voiceauth.store.models import Tenant
+            from voiceauth.store.repo import open_store
+
+            store = open_store(settings_for(data_dir))
+            try:
+                with store.transaction() as tx:
+                    start = parse_since(since, tx.clock())
+                    q = select(Tenant).order_by(Tenant.name)
+                    tenants = tx.session.execute(q if tenant is None else q.where(Tenant.name == tenant)).scalars()
+                    for t in list(tenants):
+                        results[t.name] = compute_kpis(tx, t.id, start)
+                    tx.audit("kpi.report", actor="cli", details={"tenants": len(results)})
+            finally:
+                store.dispose()
+            if tenant is not None and not results:
+                raise CalibrationError(f"tenant {tenant!r} does not exist in the store")
+    if as_json:
+        typer.echo(json.dumps(results, sort_keys=True))
+        return
+    console = Console()
+    for name, k in results.items():
+        console.print(_table(name, k))

@@ -1,0 +1,99 @@
+"""The KPIs a contact centre manages voice authentication by, for one tenant since a point in time.
+
+- enrolment rate: of the callers registered in the window, the share with a voiceprint now;
+- verification success rate: ACCEPT among verifications of enrolled, active callers (ACCEPT, REJECT,
+  NOT_ENOUGH_SPEECH, LOCKED_OUT); claims of unknown, opted-out or expired callers are not counted;
+- fallback-to-PIN rate: of the IVR calls that ended verified, the share verified by PIN instead of voice (from the
+  IVR's call outcomes, which the running service keeps in memory; None where none are available);
+- average speech time to decision: mean net speech seconds of ACCEPT/REJECT decisions;
+- false-reject complaints: ``complaint.false_reject`` audit events (recorded from the console), also per 100 rejects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, select
+
+from voiceauth.store.models import AuditEvent, Speaker, VerificationAttempt, Voiceprint
+from voiceauth.store.repo import StoreTx
+
+__all__ = ["COMPLAINT_ACTION", "compute_kpis", "pin_fallback"]
+
+COMPLAINT_ACTION = "complaint.false_reject"
+_ENROLLED_STATES = ("ACCEPT", "REJECT", "NOT_ENOUGH_SPEECH", "LOCKED_OUT")
+
+
+def _rate(num: int, den: int) -> float | None:
+    return None if den == 0 else round(num / den, 4)
+
+
+def pin_fallback(calls: Iterable[Any], since: dt.datetime) -> tuple[int, int]:
+    """(calls verified by PIN, calls verified) among IVR call outcomes started at or after ``since``."""
+    pin = verified = 0
+    for c in calls:
+        try:
+            started = dt.datetime.fromisoformat(c.started_at)
+        except (TypeError, ValueError):
+            continue
+        if started < since or c.method not in ("voice", "pin"):
+            continue
+        verified += 1
+        pin += c.method == "pin"
+    return pin, verified
+
+
+def compute_kpis(tx: StoreTx, tenant_id: int, since: dt.datetime, calls: Iterable[Any] | None = None) -> dict[str, Any]:
+    """The KPI values and the counts behind them (JSON-ready)."""
+    s = tx.session
+    registered = int(
+        s.execute(
+            select(func.count()).select_from(Speaker).where(Speaker.tenant_id == tenant_id, Speaker.created_at >= since)
+        ).scalar_one()
+    )
+    enrolled = int(
+        s.execute(
+            select(func.count())
+            .select_from(Voiceprint)
+            .join(Speaker)
+            .where(Speaker.tenant_id == tenant_id, Speaker.created_at >= since)
+        ).scalar_one()
+    )
+    in_window = (VerificationAttempt.tenant_id == tenant_id, VerificationAttempt.created_at >= since)
+    by_decision = {
+        str(k): int(v)
+        for k, v in s.execute(
+            select(VerificationAttempt.decision, func.count()).where(*in_window).group_by(VerificationAttempt.decision)
+        ).all()
+    }
+    attempts = sum(by_decision.get(k, 0) for k in _ENROLLED_STATES)
+    avg_speech = s.execute(
+        select(func.avg(VerificationAttempt.net_speech_s)).where(
+            *in_window, VerificationAttempt.decision.in_(("ACCEPT", "REJECT"))
+        )
+    ).scalar_one()
+    complaints = int(
+        s.execute(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.tenant_id == tenant_id, AuditEvent.action == COMPLAINT_ACTION, AuditEvent.ts >= since)
+        ).scalar_one()
+    )
+    pin, verified = pin_fallback(calls, since) if calls is not None else (0, 0)
+    rejects = by_decision.get("REJECT", 0)
+    return {
+        "since": since.isoformat(),
+        "enrolment_rate": _rate(enrolled, registered),
+        "registered": registered,
+        "enrolled": enrolled,
+        "verification_success_rate": _rate(by_decision.get("ACCEPT", 0), attempts),
+        "verifications": by_decision,
+        "fallback_to_pin_rate": _rate(pin, verified) if calls is not None else None,
+        "calls_verified": verified if calls is not None else None,
+        "calls_verified_by_pin": pin if calls is not None else None,
+        "avg_speech_s_to_decision": None if avg_speech is None else round(float(avg_speech), 2),
+        "false_reject_complaints": complaints,
+        "complaints_per_100_rejects": None if rejects == 0 else round(100 * complaints / rejects, 2),
+    }
