@@ -7,6 +7,7 @@ by AudioHook and L16 (``X-API-KEY`` = a voiceauth ``telephony`` key).
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import hmac
 import logging
@@ -58,6 +59,15 @@ class StaticKeys:
         return None
 
 
+def _single_threaded() -> None:
+    """Each IVR worker runs torch ops on one OpenMP thread (a per-thread setting): many calls in parallel scale
+    across cores far better than every call fighting for all of them."""
+    try:
+        ctypes.CDLL(None).omp_set_num_threads(1)
+    except (AttributeError, OSError):  # no OpenMP runtime loaded
+        log.debug("no OpenMP runtime; IVR workers use torch's default threads")
+
+
 class IvrService:
     def __init__(
         self,
@@ -86,7 +96,9 @@ class IvrService:
         self.registry = registry or CallRegistry()
         secret = settings.ivr_webhook_secret.get_secret_value().encode() if settings.ivr_webhook_secret else None
         self.webhook = WebhookNotifier(settings.ivr_webhook_url, secret)
-        self.executor = ThreadPoolExecutor(max_workers=settings.ivr_workers, thread_name_prefix="ivr")
+        self.executor = ThreadPoolExecutor(
+            max_workers=settings.ivr_workers, thread_name_prefix="ivr", initializer=_single_threaded
+        )
         self.limits = TransportLimits(
             max_frame_bytes=settings.ivr_max_frame_bytes,
             idle_timeout_s=settings.ivr_idle_timeout_s,

@@ -64,6 +64,9 @@ class CallSession:
         self.outcome = CallOutcome(call_id=start.call_id, tenant=tenant, protocol=protocol)
         self._decision: StreamDecision | None = None
         self._lock = threading.RLock()
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._feed_bytes = self.width * self.rate * service.settings.ivr_feed_ms // 1000
         self._ended = False
 
     @property
@@ -97,9 +100,10 @@ class CallSession:
         self.samples += len(mono) // self.width
         out: list[OutEvent] = []
         if self.verifier is not None and self.verifier.decision is None:
-            decided = self.verifier.feed(mono)
-            if decided is not None:
-                out.extend(self._on_decision(decided))
+            self._pending.append(mono)
+            self._pending_bytes += len(mono)
+            if self._pending_bytes >= self._feed_bytes:
+                out.extend(self._feed_pending())
         if self.flow.collecting:
             for digit in self.dtmf.feed(_DECODERS[self.start.encoding](mono)):
                 out.extend(self.on_digit(digit))
@@ -126,7 +130,9 @@ class CallSession:
         self._ended = True
         if self.verifier is not None and self._decision is None:
             try:
-                out.extend(self._on_decision(self.verifier.finish()))
+                out.extend(self._feed_pending())
+                if self._decision is None:
+                    out.extend(self._on_decision(self.verifier.finish()))
             except VoiceAuthError as exc:  # still record how the call ended
                 log.warning("call %s: no decision at the end: %s", self.start.call_id, exc)
                 reason = f"{reason}; no decision ({exc.code})"
@@ -145,6 +151,15 @@ class CallSession:
         return out
 
     # -- internals ----------------------------------------------------------------------------------------------
+    def _feed_pending(self) -> list[OutEvent]:
+        """Feed the buffered customer audio to the verifier (blocks of ``ivr_feed_ms`` keep per-call CPU low)."""
+        if self.verifier is None or not self._pending:
+            return []
+        block = b"".join(self._pending)
+        self._pending, self._pending_bytes = [], 0
+        decided = self.verifier.feed(block)
+        return self._on_decision(decided) if decided is not None else []
+
     def _customer_channel(self, payload: bytes) -> bytes:
         ch = self.start.channels
         if ch <= 1:

@@ -1,0 +1,154 @@
+"""The streaming verifier's logic: when it asks for a decision, how often it embeds, and that decisions go through
+the same verifier (attempts, lockout) as uploads. A stub engine returns chosen vectors, so the score is controlled;
+the audio is the bundled FSDD samples (real speech for the VAD)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from voiceauth.audio.codecs import mulaw_encode
+from voiceauth.audio.stream import StreamingFrontEnd
+from voiceauth.config import Settings
+from voiceauth.embedding.base import FloatArray
+from voiceauth.pipeline import Pipeline
+from voiceauth.scoring.base import CosineScorer
+from voiceauth.store.models import VerificationAttempt
+from voiceauth.streaming import StreamingPolicy, StreamingVerifier, public_decision
+from voiceauth.verification import Decision
+from voiceauth.watchlist import COSINE_OPERATING_POINTS
+
+SAMPLES = Path(__file__).resolve().parents[1] / "audio_samples"
+TENANT = "acme"
+
+
+def _unit(v: np.ndarray) -> FloatArray:
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+E0 = _unit(np.eye(192)[0])
+E_ORTHO = _unit(np.eye(192)[1])  # cosine 0 -> 50 points: far below the 80 threshold
+E_NEAR = _unit(np.cos(1.0) * np.eye(192)[0] + np.sin(1.0) * np.eye(192)[1])  # cosine 0.54 -> 77: undecided
+
+
+class StubEngine:
+    dim, precision, device = 192, "fp32", "cpu"
+
+    def __init__(self, vec: FloatArray) -> None:
+        self.vec, self.calls = vec, 0
+
+    def embed(self, wav: FloatArray, sample_rate: int) -> FloatArray:
+        self.calls += 1
+        return self.vec
+
+    def embed_batch(self, wavs: list[FloatArray], sample_rate: int) -> FloatArray:
+        return np.stack([self.embed(w, sample_rate) for w in wavs])
+
+
+@pytest.fixture()
+def pipe(tmp_path: Path) -> Pipeline:
+    settings = Settings(home=tmp_path, scoring_backend="cosine", enroll_min_speech_s=3.0)
+    p = Pipeline.from_settings(
+        settings, engine=StubEngine(E0), scorer=CosineScorer(), operating_points=COSINE_OPERATING_POINTS
+    )
+    p.register(TENANT, "george", consent_method="test", consent_text_version="v1", actor="test")
+    speech, rate = _speech("george")
+    assert p.frontend is not None
+    assert p.enroll(TENANT, "george", p.frontend.from_samples(speech, rate), actor="test").enrolled  # type: ignore[attr-defined]
+    return p
+
+
+def _speech(speaker: str) -> tuple[np.ndarray, int]:
+    parts = [sf.read(SAMPLES / f"{speaker}_{k}.wav", dtype="float32") for k in "abc"]
+    return np.concatenate([p[0] for p in parts]), parts[0][1]
+
+
+def _run(pipe: Pipeline, vec: FloatArray, audio: np.ndarray, *, ref: str = "george", call_id: str = "c1", **pol):  # type: ignore[no-untyped-def]
+    engine = StubEngine(vec)
+    policy = StreamingPolicy(**{"min_speech_s": 3.0, "embed_every_s": 0.5, "max_speech_s": 8.0, **pol})
+    fe = StreamingFrontEnd(Settings(), sample_rate=8000, fmt="mulaw")
+    sv = StreamingVerifier(
+        frontend=fe,
+        engine=engine,
+        verifier=pipe.verifier,
+        tenant=TENANT,
+        speaker_ref=ref,
+        call_id=call_id,
+        policy=policy,
+    )
+    data = mulaw_encode(audio)
+    decided = None
+    for i in range(0, len(data), 800):  # 100 ms blocks, as the IVR session feeds them
+        decided = sv.feed(data[i : i + 800])
+        if decided is not None:
+            break
+    return (decided or sv.finish()), sv, engine
+
+
+def test_early_accept_at_the_first_evaluation(pipe: Pipeline) -> None:
+    audio, _ = _speech("jackson")
+    d, sv, engine = _run(pipe, E0, audio)
+    assert d.decision == Decision.ACCEPT and d.early
+    assert engine.calls == 1 and 3.0 <= d.speech_seconds < 3.6
+    assert d.decided_at_ms < len(audio) / 8  # before the audio ended
+    assert sv.feed(mulaw_encode(audio[:160])) is None  # nothing after a decision
+
+
+def test_early_reject_when_clearly_below(pipe: Pipeline) -> None:
+    d, _, engine = _run(pipe, E_ORTHO, _speech("jackson")[0])
+    assert d.decision == Decision.REJECT and d.early and engine.calls == 1
+
+
+def test_undecided_score_re_embeds_at_a_bounded_cadence_until_max_speech(pipe: Pipeline) -> None:
+    audio = np.concatenate([_speech("jackson")[0], _speech("lucas")[0]])
+    d, _, engine = _run(pipe, E_NEAR, audio)
+    assert d.decision == Decision.REJECT and d.early
+    assert d.speech_seconds >= 8.0
+    # one embedding at 3 s, then one per 0.5 s of new speech (VAD adds speech in steps, so allow one extra)
+    assert 2 <= engine.calls <= (d.speech_seconds - 3.0) / 0.5 + 2
+
+
+def test_too_little_speech_is_not_enough_speech_at_the_end(pipe: Pipeline) -> None:
+    audio = np.concatenate([np.zeros(8000 * 2, np.float32), _speech("jackson")[0][: 8000 * 1]])
+    d, _, engine = _run(pipe, E0, audio)
+    assert d.decision == Decision.NOT_ENOUGH_SPEECH and not d.early and engine.calls == 0
+
+
+def test_unknown_speaker_decides_like_a_mismatch(pipe: Pipeline) -> None:
+    audio = _speech("jackson")[0]
+    mismatch, _, e1 = _run(pipe, E_ORTHO, audio, call_id="m")
+    unknown, _, e2 = _run(pipe, E0, audio, ref="nobody", call_id="u")
+    assert unknown.decision == Decision.NOT_ENROLLED and unknown.public == "REJECT"
+    assert unknown.decided_at_ms == mismatch.decided_at_ms and e1.calls == e2.calls == 1
+    silent, _, _ = _run(pipe, E0, np.zeros(8000 * 2, np.float32), ref="nobody", call_id="s")
+    assert silent.public == "NOT_ENOUGH_SPEECH"  # as an enrolled caller with no speech
+
+
+def test_decisions_are_recorded_and_count_towards_lockout(pipe: Pipeline) -> None:
+    audio = _speech("jackson")[0]
+    decisions = [_run(pipe, E_ORTHO, audio, call_id=f"c{i}")[0].decision for i in range(6)]
+    assert decisions[:5] == [Decision.REJECT] * 5 and decisions[5] == Decision.LOCKED_OUT
+    assert pipe.store.count_rows(VerificationAttempt, call_id="c0") == 1
+    with pipe.store.transaction() as tx:
+        spk = tx.speaker(tx.tenant(TENANT).id, "george")
+        assert spk is not None and tx.lockout(spk).locked_until is not None
+        assert tx.lockout(spk).locked_until > tx.clock() - dt.timedelta(seconds=1)
+
+
+def test_public_decision_hides_enrolment() -> None:
+    assert public_decision("NOT_ENROLLED") == "REJECT"
+    assert public_decision("NOT_ENROLLED", speech_s=1.0, min_speech_s=3.0) == "NOT_ENOUGH_SPEECH"
+    assert public_decision("LOCKED_OUT") == "LOCKED_OUT"
+
+
+def test_policy_validates_its_numbers() -> None:
+    from voiceauth.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="embed_every_s"):
+        StreamingPolicy(embed_every_s=0)
+    with pytest.raises(ConfigError, match="max_speech_s"):
+        StreamingPolicy(min_speech_s=5, max_speech_s=4)
