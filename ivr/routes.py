@@ -26,8 +26,9 @@ from ivr.serializers.twilio import TwilioSerializer
 from ivr.service import IvrService, KeyInfo
 from ivr.session import CallSession
 from ivr.transport import CallRefused, serve_call
+from voiceauth.errors import VoiceAuthError
 
-__all__ = ["get_ivr", "router", "twilio_signature"]
+__all__ = ["ServicesKeys", "get_ivr", "router", "twilio_signature"]
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +36,45 @@ router = APIRouter(tags=["ivr"])
 
 
 def get_ivr(app: Any) -> IvrService:
-    """The app's IVR service, built once from its pipeline and settings when none was given."""
+    """The app's IVR service: ``app.state.ivr``, else built once from the API's services (``app.state.services``,
+    whose pipeline and API keys it uses) or from ``app.state.pipeline`` + ``app.state.settings``."""
     ivr = getattr(app.state, "ivr", None)
-    if ivr is None:
+    if ivr is not None:
+        return ivr
+    services = getattr(app.state, "services", None)
+    if services is not None:
+        pipeline, settings, keys = services.pipeline, services.settings, ServicesKeys(services)
+    else:
         pipeline, settings = getattr(app.state, "pipeline", None), getattr(app.state, "settings", None)
+        keys = getattr(app.state, "keys", None)
         if pipeline is None or settings is None:
-            raise RuntimeError("the app provides neither app.state.ivr nor app.state.pipeline + app.state.settings")
-        ivr = IvrService(
-            settings, engine=pipeline.engine, verifier=pipeline.verifier, keys=getattr(app.state, "keys", None)
-        )
-        app.state.ivr = ivr
+            raise RuntimeError("the app provides neither app.state.ivr, app.state.services nor app.state.pipeline")
+    ivr = IvrService(settings, engine=pipeline.engine, verifier=pipeline.verifier, keys=keys)
+    app.state.ivr = ivr
     return ivr
+
+
+class ServicesKeys:
+    """The API's own key table (``voiceauth keys create``) as an IVR :class:`~ivr.service.KeyResolver`."""
+
+    def __init__(self, services: Any) -> None:
+        self.services = services
+
+    def resolve(self, api_key: str) -> KeyInfo | None:
+        principal = self.services.authenticate(api_key)
+        if principal is None:
+            return None
+        secret = getattr(principal, "audiohook_secret", None)
+        return KeyInfo(principal.tenant, str(getattr(principal.role, "value", principal.role)), secret)
+
+
+async def _ivr_or_close(ws: WebSocket) -> IvrService | None:
+    try:
+        return get_ivr(ws.app)
+    except VoiceAuthError as exc:  # e.g. the model is still loading
+        log.warning("stream refused: %s", exc)
+        await ws.close(code=1013)
+        return None
 
 
 def _problem(status: int, title: str, detail: str) -> JSONResponse:
@@ -110,7 +139,9 @@ async def _serve(ws: WebSocket, ivr: IvrService, serializer: Serializer, tenant_
 # -- Twilio ----------------------------------------------------------------------------------------------------
 @router.websocket("/v1/streams/twilio")
 async def twilio_stream(ws: WebSocket) -> None:
-    ivr = get_ivr(ws.app)
+    ivr = await _ivr_or_close(ws)
+    if ivr is None:
+        return
     token = ivr.settings.twilio_auth_token
     if token is not None:
         given = ws.headers.get("x-twilio-signature", "")
@@ -131,6 +162,13 @@ async def twiml(request: Request) -> Response:
     form: dict[str, str] = {}
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         form = {k: str(v) for k, v in (await request.form()).items()}
+    token = ivr.settings.twilio_auth_token
+    if token is not None:
+        given = request.headers.get("x-twilio-signature", "")
+        urls = _public_urls(ivr, str(request.url), request.url.path, request.url.query)
+        expected = [twilio_signature(token.get_secret_value(), u, form) for u in urls]
+        if not given or not any(hmac.compare_digest(given, e) for e in expected):
+            return _problem(403, "Forbidden", "X-Twilio-Signature is missing or does not match")
     base = (ivr.settings.ivr_public_url or str(request.base_url)).rstrip("/")
     ws_base = base.replace("https://", "wss://").replace("http://", "ws://")
     params = {"speaker_id": request.query_params.get("speaker_id", ""), "from": form.get("From", "")}
@@ -146,7 +184,9 @@ async def twiml(request: Request) -> Response:
 # -- L16 --------------------------------------------------------------------------------------------------------
 @router.websocket("/v1/streams/l16")
 async def l16_stream(ws: WebSocket) -> None:
-    ivr = get_ivr(ws.app)
+    ivr = await _ivr_or_close(ws)
+    if ivr is None:
+        return
     header_key = ws.headers.get("x-api-key", "")
     await ws.accept()
     serializer = L16Serializer()
@@ -170,7 +210,9 @@ def _resolve(ivr: IvrService, key: str) -> KeyInfo | None:
 # -- AudioHook --------------------------------------------------------------------------------------------------
 @router.websocket("/v1/streams/audiohook")
 async def audiohook_stream(ws: WebSocket) -> None:
-    ivr = get_ivr(ws.app)
+    ivr = await _ivr_or_close(ws)
+    if ivr is None:
+        return
     info = _resolve(ivr, ws.headers.get("x-api-key", ""))
     if info is None or info.role not in ("telephony", "admin"):
         log.warning("audiohook stream refused: missing or unknown X-API-KEY")

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 
 from fastapi import FastAPI
 
+from ivr.routes import router as ivr_router
 from voiceauth.api.middleware import LimitsMiddleware
 from voiceauth.api.problems import install_problem_handlers
 from voiceauth.api.routes import admin, audio, health, security, speakers
@@ -108,6 +109,7 @@ def create_app(
     app.include_router(security.router)
     app.include_router(admin.router)
     app.include_router(console_router)
+    app.include_router(ivr_router)
     app.add_middleware(
         LimitsMiddleware,
         max_body=settings.max_upload_bytes + _MULTIPART_OVERHEAD,
