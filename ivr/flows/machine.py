@@ -104,6 +104,7 @@ class FlowMachine:
         self._tries = 0
         self._now = 0
         self._pin = ""
+        self._pin_failures = 0
 
     @property
     def step(self) -> Step:
@@ -159,8 +160,8 @@ class FlowMachine:
         if ok:
             self.method = "pin"
             return self._go("ok")
-        self._tries += 1
-        if self._tries > self.step.retries:
+        self._pin_failures += 1
+        if self._pin_failures > self.step.retries:
             return self._go("failed")
         return self._go("retry")
 
@@ -195,12 +196,10 @@ class FlowMachine:
         return self._enter(target)
 
     def _enter(self, name: str) -> list[Action]:
-        prev_kind = self.step.kind if self.state else None
-        same = name == self.state
+        if name != self.state:
+            self._tries = 0
         self.state = name
         self._entered_ms = self._now
-        if not same and not (prev_kind == "check_pin" and self.step.kind == "collect"):
-            self._tries = 0
         self._digits = ""
         s = self.step
         actions: list[Action] = [Play(s.prompt)] if s.prompt else []
