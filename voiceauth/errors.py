@@ -15,7 +15,8 @@ Hierarchy::
     │   ├── AudioDecodeError     empty, truncated, corrupt or unsupported data
     │   ├── UnsupportedFormat    a codec, rate or channel layout we do not accept
     │   ├── AudioLimitExceeded   too large or too long
-    │   └── InvalidSamples       NaN / Inf samples
+    │   ├── InvalidSamples       NaN / Inf samples
+    │   └── NoSpeech             decodable audio without speech (silence, tones, DTMF, noise)
     ├── EmbeddingError           the engine could not embed the input
     └── StoreError               the voiceprint store refused or failed an operation
         ├── NotFound             no such tenant / speaker / row
@@ -42,6 +43,7 @@ __all__ = [
     "ModelError",
     "ModelFetchError",
     "ModelFileMissing",
+    "NoSpeech",
     "NotFound",
     "StoreError",
     "UnsupportedFormat",
@@ -94,6 +96,13 @@ class AudioLimitExceeded(AudioError):
 
 class InvalidSamples(AudioError):
     code = "invalid-samples"
+
+
+class NoSpeech(AudioError):
+    """Raised only where a caller asks for speech (``voiceauth.audio.require_speech``); the front end itself
+    reports it as the ``NO_SPEECH`` quality code."""
+
+    code = "no-speech"
 
 
 class EmbeddingError(VoiceAuthError):

@@ -38,3 +38,5 @@ class Utterance:
     narrowband: bool  # came through a telephone channel (<= 8 kHz rate or G.711 codec)
     quality: Quality
     source_format: str = ""  # human-readable, e.g. "wav pcm16 8000 Hz 2 ch (channel 0)"
+    segments: tuple[tuple[float, float], ...] = ()  # speech (start, end) seconds in the decoded audio
+    source_sample_rate: int = 0  # the rate the audio arrived at (0 = unknown)
