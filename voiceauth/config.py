@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     vad_min_speech_ms: int = Field(default=200, ge=0, description="Shorter VAD speech segments are dropped.")
     vad_min_silence_ms: int = Field(default=100, ge=0, description="Shorter pauses do not split segments.")
     vad_speech_pad_ms: int = Field(default=30, ge=0, description="Audio kept either side of each segment.")
+    audio_band: Literal["telephone", "wide"] = Field(
+        default="telephone",
+        description="telephone = take all audio to the 8 kHz band so phone and web audio embed alike; wide = keep.",
+    )
 
     # -- store / enrolment / verification --------------------------------------------------------------
     data_dir: Path | None = Field(default=None, description="SQLite db and dev data key; None = $home/data.")
