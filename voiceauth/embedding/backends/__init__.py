@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from voiceauth.embedding.backends.engine import FusedEngine
 from voiceauth.embedding.backends.int8 import int8_available
 from voiceauth.embedding.base import EmbeddingEngine
@@ -51,7 +50,8 @@ def create_backend(
 ) -> EmbeddingEngine:
     """Build backend ``name`` on the verified model files; ``precision`` applies to ``speechbrain``/``fused``."""
     dev = resolve_device(device)
-    backend = resolve_backend(name, dev)
+    # an explicit precision with backend "auto" means: the fused engine in that precision
+    backend = "fused" if name == "auto" and precision != "auto" else resolve_backend(name, dev)
     if backend == "speechbrain":
         return EcapaEngine(model_dir, precision=precision, device=dev, num_threads=num_threads, verify=verify)
     if backend == "fused-int8":

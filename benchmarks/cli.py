@@ -1,0 +1,162 @@
+"""``python -m benchmarks``: latency, throughput, accuracy and the full suite, each against SpeechBrain's reference.
+
+Examples::
+
+    python -m benchmarks latency --seconds 3 --json     # the issue's one-line JSON
+    python -m benchmarks precision --seconds 3          # reference vs engine in each precision mode
+    python -m benchmarks all --quick                    # CI smoke run (< 2 min on 2 cores)
+    python -m benchmarks all                            # full CPU table into benchmarks/results/
+    python -m benchmarks all --device cuda              # the same on a GPU
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import torch
+import typer
+
+from benchmarks.data import RATE, SpeechSource
+from benchmarks.measure import accuracy, environment, latency, throughput
+from benchmarks.report import markdown, write_results
+from benchmarks.subjects import REFERENCE, Subject, build_subject, production_name, subject_names
+
+__all__ = ["app"]
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+RESULTS = Path(__file__).resolve().parent / "results"
+
+Device = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
+Threads = Annotated[int | None, typer.Option(help="torch intra-op threads (default: all cores).")]
+Only = Annotated[str | None, typer.Option("--backends", help="Comma-separated subjects (reference is always run).")]
+
+
+def _setup(device: str, threads: int | None, only: str | None, quick: bool) -> tuple[str, list[Subject], Path]:
+    from models.fetch import ensure_model
+    from voiceauth.config import Settings
+    from voiceauth.embedding.precision import resolve_device
+
+    dev = resolve_device(device)
+    torch.set_num_threads(threads or torch.get_num_threads())
+    model_dir = ensure_model(Settings(), fetch=False)
+    names = subject_names(dev, quick)
+    if only:
+        wanted = [n.strip() for n in only.split(",") if n.strip()]
+        names = [REFERENCE, *[n for n in wanted if n != REFERENCE]]
+    return dev, [build_subject(n, model_dir, dev) for n in names], model_dir
+
+
+def _cosine_min(subjects: list[Subject], source: SpeechSource, seconds: float, lat: dict[str, Any]) -> dict[str, float]:
+    """Minimum cosine to the reference over one string per speaker plus the timed utterance."""
+    wavs = [source.string(spk, seconds) for spk in source.speakers]
+    embs = {s.name: s.embed_batch(wavs, RATE) for s in subjects}
+    ref = embs[REFERENCE]
+    return {n: float(min(np.min(np.sum(e * ref, axis=1)), lat[n]["cosine"])) for n, e in embs.items()}
+
+
+@app.command("latency")
+def latency_cmd(
+    seconds: Annotated[list[float] | None, typer.Option(help="Utterance length(s) in seconds.")] = None,
+    repeats: Annotated[int, typer.Option(min=1)] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    quick: bool = False,
+    device: Device = "cpu",
+    threads: Threads = None,
+    only: Only = None,
+) -> None:
+    """Latency of one 8 kHz utterance per backend, with speedup and cosine to SpeechBrain's reference."""
+    lengths = seconds or [3.0]
+    dev, subjects, _ = _setup(device, threads, only, quick)
+    source = SpeechSource()
+    reps = min(repeats, 3) if quick else repeats
+    per_len = {f"{s:g}s": latency(subjects, source, s, reps) for s in lengths}
+    first = per_len[f"{lengths[0]:g}s"]
+    cos = _cosine_min(subjects, source, lengths[0], first)
+    doc = {
+        "seconds": lengths[0],
+        "device": dev,
+        "threads": torch.get_num_threads(),
+        "reference_p50_ms": first[REFERENCE]["p50_ms"],
+        "production_backend": production_name(dev),
+        "backends": {
+            n: {
+                "p50_ms": r["p50_ms"],
+                "p99_ms": r["p99_ms"],
+                "speedup": r["speedup"],
+                "cosine_min": round(cos[n], 6),
+            }
+            for n, r in first.items()
+            if n != REFERENCE
+        },
+    }
+    if len(lengths) > 1:
+        doc["by_length"] = per_len
+    if as_json:
+        typer.echo(json.dumps(doc))
+        return
+    for length, per in per_len.items():
+        typer.echo(f"{length}:")
+        for n, r in per.items():
+            typer.echo(f"  {n:18s} p50 {r['p50_ms']:9.1f} ms  p99 {r['p99_ms']:9.1f} ms  x{r['speedup']:.2f}")
+
+
+@app.command("precision")
+def precision_cmd(
+    seconds: float = 3.0,
+    repeats: Annotated[int, typer.Option(min=1)] = 10,
+    device: Device = "cpu",
+    threads: Threads = None,
+) -> None:
+    """Median latency of the reference and of EcapaEngine in each precision mode, and their ratios."""
+    dev = "cuda" if device == "cuda" else "cpu"
+    modes = ["speechbrain-fp32", "speechbrain-fp16" if dev == "cuda" else "speechbrain-bf16"]
+    _, subjects, _ = _setup(dev, threads, ",".join(modes), False)
+    per = latency(subjects, SpeechSource(), seconds, repeats)
+    ref = per[REFERENCE]["p50_ms"]
+    typer.echo(f"{seconds:g} s utterance, {torch.get_num_threads()} threads, {dev}")
+    typer.echo(f"  {'reference (SpeechBrain)':26s} median {ref:8.1f} ms")
+    for n, r in per.items():
+        if n != REFERENCE:
+            typer.echo(
+                f"  {n:26s} median {r['p50_ms']:8.1f} ms  reference/engine {ref / r['p50_ms']:.2f}  "
+                f"cosine {r['cosine']:.5f}"
+            )
+
+
+@app.command("all")
+def all_cmd(
+    quick: Annotated[bool, typer.Option(help="CI smoke run: fewer lengths, repeats and utterances.")] = False,
+    device: Device = "cpu",
+    threads: Threads = None,
+    only: Only = None,
+    out: Annotated[Path, typer.Option(help="Results folder.")] = RESULTS,
+    stem: Annotated[str | None, typer.Option(help="File name stem (default: <device>[-quick]).")] = None,
+) -> None:
+    """The full suite: latency at 1/3/6/10 s, throughput at batch 1-64, accuracy guard; JSON + Markdown + PNG."""
+    t0 = time.perf_counter()
+    dev, subjects, _ = _setup(device, threads, only, quick)
+    source = SpeechSource()
+    lengths = [3.0] if quick else [1.0, 3.0, 6.0, 10.0]
+    repeats = 3 if quick else 10
+    batches = [1, 8] if quick else [1, 2, 4, 8, 16, 32, 64]
+    per_speaker = 2 if quick else 25
+    result: dict[str, Any] = {
+        "command": "python -m benchmarks " + shlex.join(sys.argv[1:]),
+        "production_backend": production_name(dev),
+        "subjects": {s.name: s.description for s in subjects},
+        "latency": {f"{s:g}s": latency(subjects, source, s, repeats) for s in lengths},
+        "throughput": throughput(subjects, source, batches, reference_max_batch=2 if quick else 8),
+        "accuracy": accuracy(subjects, source, per_speaker),
+        "streaming": None,
+    }
+    result["environment"] = environment(dev)
+    result["wall_s"] = round(time.perf_counter() - t0, 1)
+    paths = write_results(result, out, stem or (dev + ("-quick" if quick else "")))
+    typer.echo(markdown(result))
+    typer.echo("wrote " + ", ".join(str(p) for p in paths))

@@ -1,0 +1,101 @@
+"""What the benchmarks measure: SpeechBrain's reference pipeline and every embedding backend, by name.
+
+Every subject is a callable ``embed_batch(list of 8 kHz waveforms, rate) -> float32[n, 192]`` (unit rows), built
+on the same verified model files. ``reference`` is SpeechBrain's own ``SpeakerRecognition.encode_batch`` (fp32,
+eager) after torchaudio's resampling to 16 kHz: the pipeline a user of SpeechBrain would run.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchaudio.functional as AF
+
+from voiceauth.embedding.backends import FusedEngine, resolve_backend
+from voiceauth.embedding.base import EmbeddingEngine, FloatArray
+from voiceauth.embedding.ecapa import EcapaEngine
+from voiceauth.embedding.precision import cpu_has_bf16
+
+__all__ = ["REFERENCE", "Subject", "build_subject", "production_name", "subject_names"]
+
+REFERENCE = "reference"
+EmbedFn = Callable[[Sequence[FloatArray], int], FloatArray]
+
+
+@dataclass
+class Subject:
+    name: str
+    description: str
+    embed_batch: EmbedFn
+    engine: EmbeddingEngine | None = None
+
+
+def subject_names(device: str, quick: bool = False) -> list[str]:
+    """The subjects measured on ``device``; bf16/fp16 modes only where the hardware runs them natively or on CUDA."""
+    if device == "cuda":
+        names = ["speechbrain-fp32", "speechbrain-fp16", "fused-fp32", "fused-fp16"]
+        if torch.cuda.is_bf16_supported():
+            names += ["speechbrain-bf16", "fused-bf16"]
+        return [REFERENCE, *names]
+    names = ["speechbrain-fp32", "speechbrain-bf16", "fused-fp32", "fused-int8"]
+    if cpu_has_bf16() or not quick:
+        names.append("fused-bf16")
+    return [REFERENCE, *names]
+
+
+def production_name(device: str) -> str:
+    """The subject that ``create_engine(Settings())`` builds on this machine (backend ``auto``)."""
+    backend = resolve_backend("auto", device)
+    if backend == "fused-int8":
+        return "fused-int8"
+    if device == "cuda":
+        return "fused-bf16" if torch.cuda.is_bf16_supported() else "fused-fp16"
+    return "fused-bf16" if cpu_has_bf16() else "fused-fp32"
+
+
+def _reference(model_dir: Path, device: str) -> Subject:
+    from speechbrain.inference.speaker import SpeakerRecognition
+
+    model = SpeakerRecognition.from_hparams(
+        source=str(model_dir),
+        savedir=tempfile.mkdtemp(prefix="voiceauth-bench-sb-"),
+        overrides={"pretrained_path": str(model_dir)},
+        run_opts={"device": device},
+    )
+    model.eval()
+
+    def embed_batch(wavs: Sequence[FloatArray], rate: int) -> FloatArray:
+        out = []
+        with torch.inference_mode():
+            for w in wavs:  # SpeechBrain pads batches; one by one is its exact per-utterance embedding
+                t = AF.resample(torch.from_numpy(np.asarray(w, dtype=np.float32)), rate, 16000)
+                emb = model.encode_batch(t[None].to(device))[0, 0]
+                out.append(torch.nn.functional.normalize(emb.float(), dim=-1).cpu().numpy())
+        return np.stack(out).astype(np.float32)
+
+    return Subject(REFERENCE, "SpeechBrain SpeakerRecognition.encode_batch, fp32 eager", embed_batch)
+
+
+def build_subject(name: str, model_dir: Path, device: str) -> Subject:
+    """Construct subject ``name`` (``reference``, ``speechbrain-<prec>``, ``fused-<mode>``)."""
+    if name == REFERENCE:
+        return _reference(model_dir, device)
+    family, _, mode = name.partition("-")
+    engine: EmbeddingEngine
+    if family == "speechbrain":
+        engine = EcapaEngine(model_dir, precision=mode, device=device, verify=False)
+        desc = f"EcapaEngine (SpeechBrain modules), {mode}" + (" autocast" if mode != "fp32" else "")
+    elif family == "fused":
+        engine = FusedEngine(model_dir, mode=mode, device=device, verify=False)
+        desc = {
+            "fp32": "FusedEngine fp32: BN folded, channels-last GEMMs",
+            "int8": "FusedEngine int8 GEMMs (FBGEMM, per-row scaled activations)",
+        }.get(mode, f"FusedEngine, {mode} autocast")
+    else:
+        raise ValueError(f"unknown benchmark subject {name!r}")
+    return Subject(name, desc, engine.embed_batch, engine)
