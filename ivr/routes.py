@@ -49,7 +49,9 @@ def get_ivr(app: Any) -> IvrService:
         keys = getattr(app.state, "keys", None)
         if pipeline is None or settings is None:
             raise RuntimeError("the app provides neither app.state.ivr, app.state.services nor app.state.pipeline")
-    ivr = IvrService(settings, engine=pipeline.engine, verifier=pipeline.verifier, keys=keys)
+    ivr = IvrService(
+        settings, engine=pipeline.engine, verifier=pipeline.verifier, keys=keys, enroller=pipeline.enroller
+    )
     app.state.ivr = ivr
     return ivr
 

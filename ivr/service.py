@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
+from enrollment.session import Enroller
 from ivr.calls import CallOutcome, CallRegistry, WebhookNotifier
 from ivr.flows.machine import Flow
 from ivr.flows.standard import STANDARD_FLOW
@@ -81,6 +82,7 @@ class IvrService:
         prompts: PromptLibrary | None = None,
         registry: CallRegistry | None = None,
         ani_directory: Callable[[str, str], str] | None = None,
+        enroller: Enroller | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -105,6 +107,7 @@ class IvrService:
             max_call_s=settings.ivr_max_call_s,
         )
         self._ani = ani_directory
+        self.enroller = enroller  # passive enrolment during calls (None: not offered)
 
     def lookup_ani(self, tenant: str, ani: str) -> str:
         """The customer reference for a caller's number ("" when unknown or no directory is configured)."""
@@ -112,15 +115,17 @@ class IvrService:
             return ""
         return self._ani(tenant, ani) or ""
 
-    def new_verifier(self, start: CallStart, tenant: str, speaker_ref: str) -> StreamingVerifier:
-        fe = StreamingFrontEnd(
+    def new_frontend(self, start: CallStart) -> StreamingFrontEnd:
+        return StreamingFrontEnd(
             self.frontend_config,
             sample_rate=start.sample_rate,
             fmt=start.encoding,
             source_format=f"{start.encoding} {start.sample_rate} Hz call",
         )
+
+    def new_verifier(self, start: CallStart, tenant: str, speaker_ref: str) -> StreamingVerifier:
         return StreamingVerifier(
-            frontend=fe,
+            frontend=self.new_frontend(start),
             engine=self.engine,
             verifier=self.verifier,
             tenant=tenant,

@@ -18,12 +18,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from enrollment.policy import screen_quality
 from ivr.calls import CallOutcome
 from ivr.dtmf import DtmfDetector
 from ivr.flows.machine import Action, CheckPin, FlowMachine, Hangup, Play, StartVoice, Transfer
-from ivr.serializers.base import CallStart, DecisionOut, OutEvent, PromptOut
+from ivr.serializers.base import CallStart, DecisionOut, EnrollmentOut, OutEvent, PromptOut
+from ivr.transport import CallRefused
 from voiceauth.audio.codecs import alaw_decode, l16_decode, mulaw_decode
-from voiceauth.errors import VoiceAuthError
+from voiceauth.audio.stream import StreamingFrontEnd
+from voiceauth.errors import AlreadyExists, ConsentRequired, VoiceAuthError
 from voiceauth.streaming import StreamDecision, StreamingVerifier
 
 if TYPE_CHECKING:
@@ -68,6 +71,7 @@ class CallSession:
         self._pending_bytes = 0
         self._feed_bytes = self.width * self.rate * service.settings.ivr_feed_ms // 1000
         self._ended = False
+        self.enrolment: StreamingFrontEnd | None = None
 
     @property
     def now_ms(self) -> int:
@@ -80,6 +84,8 @@ class CallSession:
             return []
         ref = self.start.speaker_ref or self.service.lookup_ani(self.tenant, self.start.ani)
         self.outcome.speaker_id = ref
+        if self.start.params.get("mode") == "enroll":
+            return self._begin_enrolment(ref)
         log.info(
             "call %s started (%s, %s %d Hz x%d)",
             self.start.call_id,
@@ -99,6 +105,8 @@ class CallSession:
             return []
         self.samples += len(mono) // self.width
         out: list[OutEvent] = []
+        if self.enrolment is not None:
+            self.enrolment.feed(mono)
         if self.verifier is not None and self.verifier.decision is None:
             self._pending.append(mono)
             self._pending_bytes += len(mono)
@@ -136,8 +144,11 @@ class CallSession:
             except VoiceAuthError as exc:  # still record how the call ended
                 log.warning("call %s: no decision at the end: %s", self.start.call_id, exc)
                 reason = f"{reason}; no decision ({exc.code})"
+        if self.enrolment is not None:
+            out.extend(self._finish_enrolment())
         self.outcome.end_reason = reason
-        self.outcome.flow_outcome = self.flow.outcome or ("verified" if self.flow.method else "")
+        if self.outcome.flow_outcome in ("", "enrolling"):
+            self.outcome.flow_outcome = self.flow.outcome or ("verified" if self.flow.method else "")
         self.outcome.method = self.flow.method
         self.outcome.ended_at = dt.datetime.now(dt.UTC).isoformat()
         self.service.record(self.outcome, final=True)
@@ -149,6 +160,50 @@ class CallSession:
             self.outcome.flow_outcome,
         )
         return out
+
+    # -- passive enrolment (an agent-assisted call, with the caller's consent) ------------------------------------
+    def _begin_enrolment(self, ref: str) -> list[OutEvent]:
+        enroller = self.service.enroller
+        if enroller is None or not ref:
+            raise CallRefused("this service does not enrol during calls, or no speaker_id was given", "error")
+        if self.start.params.get("consent") == "yes":
+            try:
+                enroller.register(
+                    self.tenant,
+                    ref,
+                    consent_method="ivr-agent",
+                    consent_text_version=self.start.params.get("consent_version", "ivr-v1"),
+                    actor=f"ivr:{self.protocol}",
+                )
+            except AlreadyExists:
+                pass  # registered before: its own consent record decides
+        self.enrolment = self.service.new_frontend(self.start)
+        self.outcome.flow_outcome = "enrolling"
+        return []
+
+    def _finish_enrolment(self) -> list[OutEvent]:
+        assert self.enrolment is not None and self.service.enroller is not None
+        utt = self.enrolment.finish()
+        fe, self.enrolment = self.enrolment, None
+        enroller = self.service.enroller
+        usable = utt.speech.size > 0 and not screen_quality(utt.quality, enroller.policy)
+        emb = self.service.engine.embed(utt.speech, utt.sample_rate) if usable else None
+        try:
+            res = enroller.enroll(
+                self.tenant,
+                self.outcome.speaker_id,
+                emb,
+                utt.quality,
+                narrowband=fe.narrowband,
+                actor=f"ivr:{self.protocol}",
+            )
+        except ConsentRequired as exc:
+            log.warning("call %s: enrolment refused: %s", self.start.call_id, exc)
+            self.outcome.flow_outcome = "enrolment-refused"
+            return [EnrollmentOut(False, 0.0, ("CONSENT_REQUIRED",), self.start.call_id)]
+        self.outcome.flow_outcome = "enrolled" if res.enrolled else "enrolment-incomplete"
+        self.outcome.speech_seconds = round(utt.quality.net_speech_s, 3)
+        return [EnrollmentOut(res.enrolled, res.progress, tuple(res.feedback), self.start.call_id)]
 
     # -- internals ----------------------------------------------------------------------------------------------
     def _feed_pending(self) -> list[OutEvent]:

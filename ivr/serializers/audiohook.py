@@ -30,6 +30,7 @@ from ivr.serializers.base import (
     CallStart,
     CallStop,
     DecisionOut,
+    EnrollmentOut,
     Frame,
     HangupOut,
     OutEvent,
@@ -179,6 +180,9 @@ class AudioHookSerializer:
                 "decided_at_ms": event.decided_at_ms,
             }
             return [self._msg("event", {"entities": [{"type": "voiceauth.verification", "data": data}]})]
+        if isinstance(event, EnrollmentOut):
+            data = {"enrolled": event.enrolled, "progress": event.progress, "feedback": list(event.feedback)}
+            return [self._msg("event", {"entities": [{"type": "voiceauth.enrollment", "data": data}]})]
         if isinstance(event, PromptOut):
             return []  # AudioHook carries no audio to the caller
         if isinstance(event, HangupOut):

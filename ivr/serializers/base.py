@@ -19,6 +19,7 @@ __all__ = [
     "CallStop",
     "DecisionOut",
     "DigitIn",
+    "EnrollmentOut",
     "Frame",
     "HangupOut",
     "MarkIn",
@@ -96,6 +97,14 @@ class DecisionOut:
 
 
 @dataclass(frozen=True)
+class EnrollmentOut:
+    enrolled: bool  # a usable voiceprint exists now
+    progress: float  # 0-100
+    feedback: tuple[str, ...]  # quality codes (OK, TOO_SHORT, ...)
+    call_id: str = ""
+
+
+@dataclass(frozen=True)
 class PromptOut:
     name: str
     pcm16: bytes  # 16-bit little-endian mono at ``sample_rate``
@@ -107,7 +116,7 @@ class HangupOut:
     reason: str = "completed"  # completed | error | unauthorized
 
 
-OutEvent = DecisionOut | PromptOut | HangupOut
+OutEvent = DecisionOut | EnrollmentOut | PromptOut | HangupOut
 
 
 class Serializer(Protocol):

@@ -26,6 +26,7 @@ from ivr.serializers.base import (
     CallStop,
     DecisionOut,
     DigitIn,
+    EnrollmentOut,
     Frame,
     HangupOut,
     OutEvent,
@@ -121,6 +122,9 @@ class L16Serializer:
             pcm = l16_encode(np.clip(samples, -1.0, 1.0))
             step = self.sample_rate // 50 * 2
             return [pcm[i : i + step] for i in range(0, len(pcm), step)]
+        if isinstance(event, EnrollmentOut):
+            body = {"event": "enrollment", "call_id": event.call_id, "enrolled": event.enrolled}
+            return [json.dumps({**body, "progress": event.progress, "feedback": list(event.feedback)})]
         if isinstance(event, HangupOut):
             return []
         raise TypeError(f"cannot serialize {type(event).__name__}")

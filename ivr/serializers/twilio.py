@@ -26,6 +26,7 @@ from ivr.serializers.base import (
     CallStop,
     DecisionOut,
     DigitIn,
+    EnrollmentOut,
     Frame,
     HangupOut,
     MarkIn,
@@ -158,6 +159,8 @@ class TwilioSerializer:
             ]
             frames.append(self._mark("prompt:" + event.name))
             return frames
+        if isinstance(event, EnrollmentOut):
+            return [self._mark("voiceauth:enrollment:" + ("enrolled" if event.enrolled else "incomplete"))]
         if isinstance(event, HangupOut):
             return []
         raise TypeError(f"cannot serialize {type(event).__name__}")

@@ -65,7 +65,7 @@ KEYS = StaticKeys(
 
 def build_ivr(settings: Settings, engine: EmbeddingEngine, pins: PinBook | None = None) -> tuple[Pipeline, IvrService]:
     pipe = Pipeline.from_settings(settings, engine=engine)
-    ivr = IvrService(settings, engine=engine, verifier=pipe.verifier, keys=KEYS, pins=pins)
+    ivr = IvrService(settings, engine=engine, verifier=pipe.verifier, keys=KEYS, pins=pins, enroller=pipe.enroller)
     return pipe, ivr
 
 

@@ -7,6 +7,7 @@ import logging
 import typer
 
 from voiceauth.cli import calibrate as _calibrate
+from voiceauth.cli import call as _call
 from voiceauth.cli import demo as _demo
 from voiceauth.cli import embed as _embed
 from voiceauth.cli import evaluate as _evaluate
@@ -35,6 +36,7 @@ _evaluate.register(app)
 _calibrate.register(app)
 app.add_typer(_report.app, name="report", help="Reports for security staff (KPIs).")
 _spoof.register(app)
+_call.register(app)
 
 
 def main() -> None:

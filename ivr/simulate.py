@@ -1,0 +1,244 @@
+"""A client that plays audio into the service as a telephony platform would (Twilio, AudioHook or L16), in real
+time or faster, and reports the decisions with their timing. Used by ``voiceauth call simulate`` and the streaming
+benchmark. Audio is given as 8 kHz float samples (L16 may upsample to 16 kHz).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import websockets
+
+from ivr.dtmf import dtmf_tone
+from ivr.serializers.twilio import DECISION_MARK_PREFIX
+from voiceauth.audio.codecs import l16_encode, mulaw_encode
+from voiceauth.audio.resample import resample
+from voiceauth.errors import VoiceAuthError
+
+__all__ = ["PROTOCOLS", "SimResult", "audiohook_headers", "simulate_call"]
+
+PROTOCOLS = ("twilio", "audiohook", "l16")
+_FRAME_S = 0.02
+
+
+@dataclass
+class SimResult:
+    call_id: str
+    protocol: str
+    decision: str | None = None
+    decided_at_ms: int | None = None  # server's audio position when it decided (L16, AudioHook)
+    decision_wall_s: float | None = None  # seconds from the first frame to the decision arriving
+    latency_ms: float | None = None  # decision arrival - when the audio at decided_at_ms was sent
+    audio_s: float = 0.0
+    events: list[tuple[float, str]] = field(default_factory=list)  # (seconds since start, what)
+
+
+def audiohook_headers(authority: str, path: str, session_id: str, api_key: str, secret: bytes | None) -> dict[str, str]:
+    """Handshake headers, signed (RFC 9421 ``sig1``, hmac-sha256) as Genesys' reference client signs them."""
+    headers = {
+        "Audiohook-Organization-Id": str(uuid.uuid4()),
+        "Audiohook-Session-Id": session_id,
+        "Audiohook-Correlation-Id": str(uuid.uuid4()),
+        "X-API-KEY": api_key,
+    }
+    if secret is None:
+        return headers
+    created = int(time.time())
+    comps = ["@request-target", "@authority", "audiohook-organization-id", "audiohook-session-id"]
+    comps += ["audiohook-correlation-id", "x-api-key"]
+    params = "(" + " ".join(f'"{c}"' for c in comps) + ")"
+    params += (
+        f';keyid="{api_key}";nonce="{uuid.uuid4().hex}";alg="hmac-sha256";created={created};expires={created + 300}'
+    )
+    values = {"@request-target": path, "@authority": authority, **{k.lower(): v for k, v in headers.items()}}
+    base = "\n".join([*(f'"{c}": {values[c]}' for c in comps), f'"@signature-params": {params}'])
+    sig = base64.b64encode(hmac.new(secret, base.encode(), hashlib.sha256).digest()).decode()
+    headers["Signature-Input"] = f"sig1={params}"
+    headers["Signature"] = f"sig1=:{sig}:"
+    return headers
+
+
+def _with_tones(audio: npt.NDArray[np.float32], dtmf: str) -> npt.NDArray[np.float32]:
+    gap = np.zeros(int(0.15 * 8000), dtype=np.float32)
+    tones = [np.concatenate([dtmf_tone(d, 8000, 0.1, 0.2), gap]) for d in dtmf]
+    return np.concatenate([audio, gap, *tones, np.zeros(8000, np.float32)]).astype(np.float32)
+
+
+async def simulate_call(
+    protocol: str,
+    base_url: str,
+    audio8k: npt.NDArray[np.float32],
+    speaker: str,
+    *,
+    dtmf: str = "",
+    speed: float = 1.0,
+    api_key: str = "",
+    audiohook_secret: bytes | None = None,
+    l16_rate: int = 8000,
+    call_id: str | None = None,
+    drain_s: float = 3.0,
+) -> SimResult:
+    """Play one call; ``speed`` 1.0 = real time, 0 = as fast as the socket takes it."""
+    if protocol not in PROTOCOLS:
+        raise VoiceAuthError(f"protocol {protocol!r} is not supported; use {', '.join(PROTOCOLS)}")
+    call_id = call_id or (("CA" if protocol == "twilio" else "") + uuid.uuid4().hex)
+    res = SimResult(call_id, protocol)
+    if dtmf and protocol != "twilio":
+        audio8k = _with_tones(audio8k, dtmf)  # in-band, as a phone sends them
+    res.audio_s = audio8k.size / 8000
+    path = f"/v1/streams/{protocol}"
+    url = base_url.rstrip("/") + path
+    headers: dict[str, str] = {}
+    if protocol == "l16" and api_key:
+        headers["X-API-KEY"] = api_key
+    if protocol == "audiohook":
+        headers = audiohook_headers(url.split("/", 3)[2], path, call_id, api_key, audiohook_secret)
+    sent_at: list[float] = []  # wall time each frame was sent
+    t0 = time.perf_counter()
+
+    def on_text(msg: dict[str, Any]) -> None:
+        now = time.perf_counter() - t0
+        decision, at_ms = None, None
+        if msg.get("event") == "mark" and msg.get("mark", {}).get("name", "").startswith(DECISION_MARK_PREFIX):
+            decision = msg["mark"]["name"][len(DECISION_MARK_PREFIX) :]
+        elif msg.get("event") == "decision":
+            decision, at_ms = msg["decision"], msg.get("decided_at_ms")
+        elif msg.get("type") == "event":
+            data = msg["parameters"]["entities"][0]["data"]
+            decision, at_ms = data["decision"], data.get("decided_at_ms")
+        if decision is None:
+            return
+        res.events.append((now, f"decision {decision}" + (f" at {at_ms} ms of audio" if at_ms is not None else "")))
+        if res.decision is None:
+            res.decision, res.decided_at_ms, res.decision_wall_s = decision, at_ms, now
+            if at_ms is not None and sent_at:
+                idx = min(len(sent_at) - 1, max(0, int(np.ceil(at_ms / 1000 / _FRAME_S)) - 1))
+                res.latency_ms = (time.perf_counter() - t0 - (sent_at[idx] - t0)) * 1000
+
+    async with websockets.connect(url, additional_headers=headers, max_size=None) as ws:
+
+        async def reader() -> None:
+            try:
+                async for msg in ws:
+                    if isinstance(msg, str):
+                        on_text(json.loads(msg))
+            except websockets.ConnectionClosed:
+                pass
+
+        task = asyncio.create_task(reader())
+        frames, opening, closing = _frames(protocol, audio8k, speaker, call_id, api_key, l16_rate)
+        for f in opening:
+            await ws.send(f)
+        if protocol == "audiohook":
+            await asyncio.sleep(0.05)  # let 'opened' come back before audio
+        start = time.perf_counter()
+        try:
+            for i, f in enumerate(frames):
+                if speed > 0:
+                    delay = start + i * _FRAME_S / speed - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                elif i % 50 == 0:
+                    await asyncio.sleep(0)
+                sent_at.append(time.perf_counter())
+                await ws.send(f)
+            if dtmf and protocol == "twilio":
+                for d in dtmf:
+                    await ws.send(json.dumps({"event": "dtmf", "dtmf": {"track": "inbound_track", "digit": d}}))
+            for f in closing:
+                await ws.send(f)
+        except websockets.ConnectionClosed:
+            pass
+        try:
+            await asyncio.wait_for(task, timeout=drain_s)
+        except TimeoutError:
+            task.cancel()
+    return res
+
+
+def _frames(
+    protocol: str, audio8k: npt.NDArray[np.float32], speaker: str, call_id: str, api_key: str, l16_rate: int
+) -> tuple[list[Any], list[str], list[str]]:
+    n = int(8000 * _FRAME_S)
+    if protocol == "twilio":
+        ulaw = mulaw_encode(audio8k)
+        sid = "MZ" + call_id[2:]
+        start = {
+            "event": "start",
+            "sequenceNumber": "1",
+            "streamSid": sid,
+            "start": {
+                "streamSid": sid,
+                "callSid": call_id,
+                "accountSid": "AC" + "0" * 32,
+                "tracks": ["inbound"],
+                "customParameters": {"speaker_id": speaker},
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            },
+        }
+        frames = [
+            json.dumps(
+                {
+                    "event": "media",
+                    "streamSid": sid,
+                    "media": {
+                        "track": "inbound",
+                        "chunk": str(k + 1),
+                        "timestamp": str(k * 20),
+                        "payload": base64.b64encode(ulaw[i : i + n]).decode(),
+                    },
+                }
+            )
+            for k, i in enumerate(range(0, len(ulaw), n))
+        ]
+        connected = json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        return frames, [connected, json.dumps(start)], [json.dumps({"event": "stop", "streamSid": sid})]
+    if protocol == "l16":
+        audio = audio8k if l16_rate == 8000 else resample(audio8k, 8000, l16_rate)
+        pcm = l16_encode(audio)
+        step = l16_rate // 50 * 2
+        meta = {"content-type": f"audio/l16;rate={l16_rate}", "call_id": call_id, "speaker_id": speaker}
+        if api_key:
+            meta["api_key"] = api_key
+        frames = [pcm[i : i + step] for i in range(0, len(pcm), step)]
+        return frames, [json.dumps(meta)], [json.dumps({"event": "stop"})]
+    ulaw = mulaw_encode(audio8k)
+    seq = iter(range(1, 1_000_000))
+
+    def msg(kind: str, params: dict[str, Any]) -> str:
+        return json.dumps(
+            {
+                "version": "2",
+                "id": call_id,
+                "type": kind,
+                "seq": next(seq),
+                "serverseq": 0,
+                "position": "PT0S",
+                "parameters": params,
+            }
+        )
+
+    offer = {"type": "audio", "format": "PCMU", "channels": ["external"], "rate": 8000}
+    open_msg = msg(
+        "open",
+        {
+            "organizationId": str(uuid.uuid4()),
+            "conversationId": str(uuid.uuid4()),
+            "participant": {"id": str(uuid.uuid4()), "ani": "", "aniName": "", "dnis": ""},
+            "media": [offer],
+            "language": "en-US",
+            "customConfig": {"speaker_id": speaker},
+        },
+    )
+    frames = [ulaw[i : i + n] for i in range(0, len(ulaw), n)]
+    return frames, [open_msg], [msg("close", {"reason": "end"})]
