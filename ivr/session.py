@@ -116,8 +116,10 @@ class CallSession:
             for digit in self.dtmf.feed(_DECODERS[self.start.encoding](mono)):
                 out.extend(self.on_digit(digit))
         deadline = self.flow.voice_deadline_ms
-        if deadline is not None and self.now_ms >= deadline and self.verifier is not None:
-            out.extend(self._on_decision(self.verifier.finish()))
+        if deadline is not None and self.now_ms >= deadline and self.verifier is not None and self._decision is None:
+            out.extend(self._feed_pending())
+            if self._decision is None:
+                out.extend(self._on_decision(self.verifier.finish()))
         out.extend(self._act(self.flow.tick(self.now_ms)))
         return out
 
