@@ -20,7 +20,7 @@ main{padding:1em 1.2em;display:grid;grid-template-columns:repeat(auto-fit,minmax
 section{background:#fff;border:1px solid #dde;border-radius:6px;padding:.6em 1em;overflow:auto;max-height:38em}
 h2{font-size:1.05em;margin:.2em 0 .6em}table{border-collapse:collapse;width:100%;font-size:.86em}
 td,th{border-bottom:1px solid #eee;padding:.2em .4em;text-align:left}.num{text-align:right}
-.bad{color:#b00}.ok{color:#070}button{cursor:pointer}#det{max-width:100%}
+.bad{color:#b00}#calibration{max-height:none}#audit{grid-column:1/-1}.nowrap{white-space:nowrap}.ok{color:#070}button{cursor:pointer}#det{max-width:100%}
 #login{max-width:32em;margin:4em auto;background:#fff;padding:1.5em;border-radius:6px;border:1px solid #dde}
 #login input{width:100%;font-family:monospace}.hidden{display:none}.kpi{font-size:1.3em;font-weight:600}
 </style></head><body>
@@ -55,7 +55,7 @@ td,th{border-bottom:1px solid #eee;padding:.2em .4em;text-align:left}.num{text-a
 "use strict";
 const $ = (id) => document.getElementById(id);
 const pct = (x) => (x === null || x === undefined) ? "n/a" : (100 * x).toPrecision(3) + "%";
-const ci = (v, c) => pct(v) + " [" + pct(c[0]) + ", " + pct(c[1]) + "]";
+const ci = (v, c, m) => pct(v) + " [" + pct(c[0]) + ", " + pct(c[1]) + "]" + (m === "rule-of-3" ? " (rule of 3)" : "");
 async function api(method, path, body) {
   const opts = {method, headers: {"Authorization": "Bearer " + sessionStorage.getItem("voiceauth.key")}};
   if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
@@ -93,7 +93,7 @@ async function loadOverview() {
     save.id = "save-" + name;
     const cell = document.createElement("span"); cell.append(input, " ", save);
     row(body, [name + (name === th.operating_point ? " (in use)" : ""), Number(value.toFixed(2)),
-               m ? ci(m.far, m.far_ci) : "no calibration", m ? ci(m.frr, m.frr_ci) : "", cell]);
+               m ? ci(m.far, m.far_ci, m.far_ci_method) : "no calibration", m ? ci(m.frr, m.frr_ci, m.frr_ci_method) : "", cell]);
     const opt = document.createElement("option"); opt.value = name; opt.textContent = name;
     opt.selected = name === th.operating_point; sel.appendChild(opt);
   }
@@ -105,7 +105,7 @@ async function loadCalibration() {
     const c = await api("GET", "/v1/console/calibration"); const r = c.report; const at = r.at_threshold;
     $("cal-summary").textContent = r.speakers + " speakers, " + r.target_trials + " genuine / " + r.nontarget_trials +
       " impostor trials. EER " + pct(r.eer) + ", minDCF(0.01) " + r.min_dcf["0.01"].toFixed(3) + ". Threshold for FAR " +
-      r.target_far + ": " + r.threshold.toFixed(2) + " (FAR " + ci(at.far, at.far_ci) + ", FRR " + ci(at.frr, at.frr_ci) +
+      r.target_far + ": " + r.threshold.toFixed(2) + " (FAR " + ci(at.far, at.far_ci, at.far_ci_method) + ", FRR " + ci(at.frr, at.frr_ci, at.frr_ci_method) +
       ")." + (r.warnings.length ? " Warnings: " + r.warnings.join(" ") : "");
     $("det").src = c.det_png; $("det").classList.remove("hidden");
   } catch (e) { if (e.status !== 404) throw e; }
@@ -141,7 +141,7 @@ async function loadWatchlist() {
 async function loadAudit() {
   const body = $("audit-body"); body.textContent = "";
   for (const a of await api("GET", "/v1/console/audit?limit=100"))
-    row(body, [a.seq, a.ts.replace("T", " ").slice(0, 19), a.actor, a.action, JSON.stringify(a.details)]);
+    row(body, [a.seq, a.ts.replace("T", " ").slice(0, 19), a.actor, a.action, JSON.stringify(a.details)]).children[1].className = "nowrap";
 }
 async function checkChain() {
   const c = await api("GET", "/v1/audit/verify");

@@ -99,7 +99,8 @@ def _measure(stored: dict[str, Any], thresholds: dict[str, float]) -> dict[str, 
     a = analyze(trials, target_far=stored["report"]["target_far"], thresholds=list(thresholds.values()), replicates=300)
     return {
         name: {"threshold": p.threshold, "far": p.far.value, "far_ci": [p.far.low, p.far.high],
-               "frr": p.frr.value, "frr_ci": [p.frr.low, p.frr.high], "far_ci_method": p.far.method}
+               "frr": p.frr.value, "frr_ci": [p.frr.low, p.frr.high],
+               "far_ci_method": p.far.method, "frr_ci_method": p.frr.method}
         for name, p in zip(thresholds, a.points, strict=True)
     }  # fmt: skip
 
