@@ -243,10 +243,13 @@ class FusedEcapa(nn.Module):
             h = h * self.att.scale
         h = torch.tanh_(h.add_(self.att.shift))
         logits = self.att_conv(h) if self.att_conv is not None else F.linear(h, self.att_conv_w, self.att_conv_b)
-        logits = logits.masked_fill_(mask.transpose(1, 2) == 0, float("-inf"))
+        if bool((frames < t).any()):  # padded frames get no attention (a [B, T, 1] bias, not a full mask)
+            logits = logits.add_(torch.log(mask.transpose(1, 2)))
         attn = torch.softmax(logits, dim=1)  # [B, T, C]
-        mean = (attn * x).sum(dim=1)
-        std = torch.sqrt((attn * (x - mean.unsqueeze(1)).square_()).sum(dim=1).clamp_(min=STAT_EPS))
+        ax = attn.mul_(x)  # attn is not needed any more: reuse its memory
+        mean = ax.sum(dim=1)
+        ex2 = ax.mul_(x).sum(dim=1)  # E[x^2] under the attention weights
+        std = torch.sqrt((ex2 - mean.square()).clamp_(min=STAT_EPS))
         return F.linear(torch.cat([mean, std], dim=-1), self.fc_w, self.fc_b)
 
     def big_layers(self) -> list[nn.Module]:

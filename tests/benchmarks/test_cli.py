@@ -1,0 +1,40 @@
+"""Smoke runs of the benchmark CLI (``--quick``): the documents have the promised shape. No timing assertions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from benchmarks.cli import app
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+
+
+def test_latency_json_has_the_fields_the_issue_specifies(model_dir: Path, fsdd_dir: Path) -> None:
+    res = CliRunner().invoke(
+        app, ["latency", "--seconds", "1", "--json", "--quick", "--repeats", "1", "--backends", "fused-int8"]
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output.strip().splitlines()[-1])
+    assert doc["reference_p50_ms"] > 0
+    assert doc["production_backend"] in ("fused-int8", "fused-fp32", "fused-bf16")
+    r = doc["backends"]["fused-int8"]
+    assert set(r) == {"p50_ms", "p99_ms", "speedup", "cosine_min"}
+    assert r["cosine_min"] >= 0.999  # the accuracy guard holds on real speech
+
+
+def test_quick_suite_writes_json_markdown_and_plots(tmp_path: Path, model_dir: Path, fsdd_dir: Path) -> None:
+    res = CliRunner().invoke(app, ["all", "--quick", "--backends", "fused-int8", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((tmp_path / "cpu-quick.json").read_text())
+    assert set(doc["latency"]["3s"]) == {"reference", "fused-int8"}
+    assert [r["batch"] for r in doc["throughput"]["fused-int8"]] == [1, 8]
+    acc = doc["accuracy"]["backends"]
+    assert acc["reference"]["eer_rel_to_fp32"] == 0.0 and 0.0 <= acc["fused-int8"]["eer"] <= 1.0
+    assert doc["environment"]["versions"]["torch"]
+    assert "| fused-int8 |" in (tmp_path / "cpu-quick.md").read_text()
+    for png in ("cpu-quick_latency.png", "cpu-quick_throughput.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
