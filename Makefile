@@ -40,7 +40,7 @@ check: $(STAMP)
 	$(VENV)/bin/mypy voiceauth models enrollment ivr benchmarks
 
 bench-quick: model
-	$(PY) -m benchmarks.embed_latency --seconds 3 --repeats 5
+	$(PY) -m benchmarks all --quick --out /tmp/voiceauth-bench-quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
