@@ -120,10 +120,13 @@ class _Socket:
         return bytes(msg.get("bytes") or b"")
 
     async def send(self, frame: Frame) -> None:
-        if isinstance(frame, bytes):
-            await self.ws.send_bytes(frame)
-        else:
-            await self.ws.send_text(frame)
+        try:
+            if isinstance(frame, bytes):
+                await self.ws.send_bytes(frame)
+            else:
+                await self.ws.send_text(frame)
+        except WebSocketDisconnect as exc:  # the peer went away while we were talking
+            raise ConnectionError(f"peer disconnected ({exc.code})") from exc
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         if self.ws.application_state == WebSocketState.CONNECTED:
