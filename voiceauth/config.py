@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     precision: Precision = "auto"
     device: Device = "auto"
     num_threads: int | None = Field(default=None, ge=1, description="torch intra-op threads; None = torch's.")
+    backend: Literal["auto", "speechbrain", "fused", "fused-int8"] = Field(
+        default="auto",
+        description="Embedding backend (voiceauth.embedding.backends); auto = fastest that holds accuracy here.",
+    )
 
     # -- audio front end (voiceauth.audio) -------------------------------------------------------------
     max_upload_bytes: int = Field(default=20_000_000, ge=1024, description="Largest audio upload accepted.")
