@@ -11,6 +11,7 @@ from voiceauth.cli import call as _call
 from voiceauth.cli import demo as _demo
 from voiceauth.cli import embed as _embed
 from voiceauth.cli import evaluate as _evaluate
+from voiceauth.cli import inspect as _inspect
 from voiceauth.cli import models as _models
 from voiceauth.cli import report as _report
 from voiceauth.cli import service as _service
@@ -37,6 +38,7 @@ _calibrate.register(app)
 app.add_typer(_report.app, name="report", help="Reports for security staff (KPIs).")
 _spoof.register(app)
 _call.register(app)
+_inspect.register(app)
 
 
 def main() -> None:
