@@ -87,7 +87,7 @@ def problem_type(code: str) -> str:
 def status_of(exc: E.VoiceAuthError) -> int:
     for cls in type(exc).__mro__:
         if cls in _STATUS:
-            return _STATUS[cls]  # type: ignore[index]
+            return _STATUS[cls]
     return 400
 
 
