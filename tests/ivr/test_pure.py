@@ -236,3 +236,16 @@ def test_webhook_posts_signed_outcomes_to_a_local_receiver() -> None:
     assert sig == sign_webhook(b"secret", body)
     call = json.loads(body)["call"]
     assert call["call_id"] == "CA9" and call["decision"] == "ACCEPT" and "score" not in call
+
+
+# -- mic client (pyaudio is optional and never needed by the tests) ------------------------------------------------
+def test_mic_needs_the_optional_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from ivr.mic import level_bar, run_mic
+
+    monkeypatch.setitem(sys.modules, "pyaudio", None)  # as if the extra were not installed
+    with pytest.raises(ConfigError, match=r"voiceauth\[mic\]"):
+        run_mic("verify", "c", url="ws://127.0.0.1:9", api_key="", seconds=1, out=sys.stderr)
+    assert level_bar(np.zeros(320, np.float32)).endswith("-120.0 dBFS")
+    assert level_bar(np.full(320, 0.5, np.float32)).count("#") == 27
