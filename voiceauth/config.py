@@ -146,7 +146,7 @@ class Settings(BaseSettings):
     antispoof_hop_samples: int = Field(default=32_300, ge=1_600, description="Hop between windows at 16 kHz.")
     antispoof_max_windows: int = Field(default=4, ge=1, description="Most windows scored per utterance.")
     antispoof_pooling: Literal["mean", "median", "max", "min"] = Field(
-        default="mean", description="How window scores become the attempt's score."
+        default="min", description="How window scores become the attempt's score (min: best EER, see benchmarks)."
     )
     replay_check: bool = Field(default=True, description="Refuse audio that replays an earlier attempt.")
     replay_retention_s: float = Field(

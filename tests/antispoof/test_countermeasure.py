@@ -96,11 +96,14 @@ def test_fsdd_digit_strings_score_below_formant_synthesis(
     assert np.mean(espeak_scores) - np.mean(fsdd) > 5.0, (fsdd, espeak_scores)
 
 
-def test_result_applies_the_threshold(countermeasure: Countermeasure) -> None:
-    res = countermeasure.decide([2.0, -1.0, 5.0])
-    assert isinstance(res, SpoofResult)
-    assert res.score == pytest.approx(2.0) and res.windows == (2.0, -1.0, 5.0)
-    assert res.is_spoof == (res.score >= countermeasure.threshold)
+def test_result_applies_the_threshold(countermeasure: Countermeasure, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(countermeasure, "threshold", 1.5)
+    for pooling, expected in (("mean", 2.0), ("min", -1.0), ("max", 5.0)):
+        monkeypatch.setattr(countermeasure, "pooling", pooling)
+        res = countermeasure.decide([2.0, -1.0, 5.0])
+        assert isinstance(res, SpoofResult)
+        assert res.score == pytest.approx(expected) and res.windows == (2.0, -1.0, 5.0)
+        assert res.is_spoof == (expected >= 1.5) and res.threshold == 1.5
 
 
 def test_streaming_scores_the_same_windows_as_an_upload(
