@@ -9,26 +9,15 @@ A screenshot is saved to ``test-output/console/console.png``.
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.api.conftest import audio_file, bearer, sample, test_settings
-from voiceauth.api import create_app
-from voiceauth.embedding.fake import FakeEngine
-from voiceauth.scoring.base import CosineScorer
-from voiceauth.store.db import create_db_engine
-from voiceauth.store.keys import create_api_key
-from voiceauth.store.repo import Store
-from voiceauth.store.testing import test_keyring
-from voiceauth.watchlist import COSINE_OPERATING_POINTS
+from tests.api.conftest import bearer
+from tests.console.conftest import Server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -41,58 +30,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "console"
-
-
-@dataclass
-class Server:
-    url: str
-    keys: dict[str, str]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def server(tmp_path: Path, calibration_payload: dict[str, Any]) -> Iterator[Server]:
-    import uvicorn
-
-    settings = test_settings(tmp_path)
-    store = Store(create_db_engine(f"sqlite+pysqlite:///{tmp_path / 'console.db'}"), test_keyring())
-    keys: dict[str, str] = {}
-    with store.transaction() as tx:
-        t = tx.get_or_create_tenant("acme", actor="test")
-        for role in ("telephony", "security"):
-            keys[role] = create_api_key(tx, t.id, role, actor="test")[1]
-        tx.set_threshold(t.id, "high_security", 95.0, actor="test")
-    app = create_app(
-        settings, engine=FakeEngine(), store=store, scorer=CosineScorer(), operating_points=COSINE_OPERATING_POINTS
-    )
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=url, timeout=60) as c:  # a report, an enrolled caller and some decisions to show
-        sec, tel = bearer(keys["security"]), bearer(keys["telephony"])
-        assert c.post("/v1/console/calibration", json=calibration_payload, headers=sec).status_code == 201
-        body = {"external_ref": "cust-1", "consent": {"method": "ivr", "text_version": "v1"}}
-        assert c.post("/v1/speakers", json=body, headers=tel).status_code == 201
-        for take in ("george_a", "george_b"):
-            c.post("/v1/speakers/cust-1/enrollments", files=audio_file(sample(take)), headers=tel)
-        for take in ("george_c", "jackson_a"):
-            c.post("/v1/speakers/cust-1/verifications", files=audio_file(sample(take)), headers=tel)
-    yield Server(url, keys)
-    srv.should_exit = True
-    thread.join(timeout=10)
-    store.dispose()
 
 
 @pytest.fixture

@@ -49,6 +49,9 @@ class ApiClient:
             raise CalibrationError(f"{method} {path} was refused ({r.status_code}): {detail}")
         return r.json() if r.content else None
 
+    def close(self) -> None:
+        self._http.close()
+
     def get(self, path: str, **kw: Any) -> Any:
         return self._call("GET", path, **kw)
 
@@ -88,65 +91,69 @@ def calibrate(
     operating_point: str = typer.Option("high_security", "--operating-point", help="Threshold name to set."),
 ) -> None:
     """Measure FAR/FRR with 95% CIs on DIR, pick the threshold meeting --target-far, write the report."""
-    with user_errors():
-        if not 0.0 < target_far < 1.0:
-            raise CalibrationError(f"--target-far {target_far} must be strictly between 0 and 1, e.g. 0.001")
-        client: ApiClient | None = None
-        current: dict[str, float] = {}
-        if apply or publish or api_url:
-            if not api_url or not api_key:
-                raise CalibrationError("--apply/--publish need --api-url and a security --api-key")
-            client = ApiClient(api_url, api_key)
-            name = client.get("/v1/tenant")["name"]
-            if apply and tenant is None:
-                raise CalibrationError("--apply needs --tenant (the tenant whose threshold changes)")
-            if tenant is not None and name != tenant:
-                raise CalibrationError(f"the API key belongs to tenant {name!r}, not {tenant!r}")
-            current = {k: float(v) for k, v in client.get("/v1/thresholds")["effective"].items()}
-        settings = get_settings()
-        from voiceauth.cli.evaluate import embed_file
-        from voiceauth.embedding.factory import create_engine
-        from voiceauth.scoring.factory import create_scorer
+    client: ApiClient | None = None
+    try:
+        with user_errors():
+            if not 0.0 < target_far < 1.0:
+                raise CalibrationError(f"--target-far {target_far} must be strictly between 0 and 1, e.g. 0.001")
+            current: dict[str, float] = {}
+            if apply or publish or api_url:
+                if not api_url or not api_key:
+                    raise CalibrationError("--apply/--publish need --api-url and a security --api-key")
+                client = ApiClient(api_url, api_key)
+                name = client.get("/v1/tenant")["name"]
+                if apply and tenant is None:
+                    raise CalibrationError("--apply needs --tenant (the tenant whose threshold changes)")
+                if tenant is not None and name != tenant:
+                    raise CalibrationError(f"the API key belongs to tenant {name!r}, not {tenant!r}")
+                current = {k: float(v) for k, v in client.get("/v1/thresholds")["effective"].items()}
+            settings = get_settings()
+            from voiceauth.cli.evaluate import embed_file
+            from voiceauth.embedding.factory import create_engine
+            from voiceauth.scoring.factory import create_scorer
 
-        spec = trial_spec(source)
-        engine = create_engine(settings)
-        trials = score_trials(spec, lambda f: embed_file(f, engine, settings), create_scorer(settings))
-        report = build_report(
-            trials,
-            target_far=target_far,
-            source=str(source),
-            scoring_backend=settings.scoring_backend,
-            replicates=replicates,
-            current_thresholds=current,
-        )
-        paths = write_report(report, out)
-        d = report.data
-        at = d["at_threshold"]
-        typer.echo(
-            f"{d['speakers']} speakers, {d['target_trials']} genuine / {d['nontarget_trials']} impostor trials: "
-            f"EER {100 * d['eer']:.2f}%, minDCF(0.01) {d['min_dcf']['0.01']:.3f}, minDCF(0.001) "
-            f"{d['min_dcf']['0.001']:.3f}"
-        )
-        typer.echo(
-            f"threshold for FAR <= {target_far:g}: {d['threshold']:.2f} (FAR {100 * at['far']:.3f}% "
-            f"[{100 * at['far_ci'][0]:.3f}, {100 * at['far_ci'][1]:.3f}], FRR {100 * at['frr']:.2f}% "
-            f"[{100 * at['frr_ci'][0]:.2f}, {100 * at['frr_ci'][1]:.2f}])"
-        )
-        for w in d["warnings"]:
-            typer.echo(f"warning: {w}", err=True)
-        typer.echo(f"report: {paths['html']}")
-        if client is not None and (apply or publish):
-            client.post("/v1/console/calibration", console_payload(report, trials))
-            typer.echo("report published to the console")
-        if client is not None and apply:
-            value = float(d["threshold"])
-            if value > 100.0:
-                raise CalibrationError(
-                    f"no threshold on the 0-100 scale meets FAR {target_far:g} on this data (needs {value:.3f}); "
-                    "collect more impostor trials"
-                )
-            client.put(f"/v1/thresholds/{operating_point}", {"value": round(value, 4)})
-            typer.echo(f"tenant {tenant!r}: {operating_point} threshold set to {value:.2f} (audited)")
+            spec = trial_spec(source)
+            engine = create_engine(settings)
+            trials = score_trials(spec, lambda f: embed_file(f, engine, settings), create_scorer(settings))
+            report = build_report(
+                trials,
+                target_far=target_far,
+                source=str(source),
+                scoring_backend=settings.scoring_backend,
+                replicates=replicates,
+                current_thresholds=current,
+            )
+            paths = write_report(report, out)
+            d = report.data
+            at = d["at_threshold"]
+            typer.echo(
+                f"{d['speakers']} speakers, {d['target_trials']} genuine / {d['nontarget_trials']} impostor trials: "
+                f"EER {100 * d['eer']:.2f}%, minDCF(0.01) {d['min_dcf']['0.01']:.3f}, minDCF(0.001) "
+                f"{d['min_dcf']['0.001']:.3f}"
+            )
+            typer.echo(
+                f"threshold for FAR <= {target_far:g}: {d['threshold']:.2f} (FAR {100 * at['far']:.3f}% "
+                f"[{100 * at['far_ci'][0]:.3f}, {100 * at['far_ci'][1]:.3f}], FRR {100 * at['frr']:.2f}% "
+                f"[{100 * at['frr_ci'][0]:.2f}, {100 * at['frr_ci'][1]:.2f}])"
+            )
+            for w in d["warnings"]:
+                typer.echo(f"warning: {w}", err=True)
+            typer.echo(f"report: {paths['html']}")
+            if client is not None and (apply or publish):
+                client.post("/v1/console/calibration", console_payload(report, trials))
+                typer.echo("report published to the console")
+            if client is not None and apply:
+                value = float(d["threshold"])
+                if value > 100.0:
+                    raise CalibrationError(
+                        f"no threshold on the 0-100 scale meets FAR {target_far:g} on this data (needs {value:.3f}); "
+                        "collect more impostor trials"
+                    )
+                client.put(f"/v1/thresholds/{operating_point}", {"value": round(value, 4)})
+                typer.echo(f"tenant {tenant!r}: {operating_point} threshold set to {value:.2f} (audited)")
+    finally:
+        if client is not None:
+            client.close()
 
 
 def register(app: typer.Typer) -> None:

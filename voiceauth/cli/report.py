@@ -97,7 +97,11 @@ def kpi(
             if not api_key:
                 raise CalibrationError("--api-url needs a security --api-key (or VOICEAUTH_API_KEY)")
             start = parse_since(since, dt.datetime.now(dt.UTC))
-            k = ApiClient(api_url, api_key).get("/v1/console/kpis", params={"since": start.isoformat()})
+            client = ApiClient(api_url, api_key)
+            try:
+                k = client.get("/v1/console/kpis", params={"since": start.isoformat()})
+            finally:
+                client.close()
             results[k.pop("tenant")] = k
         else:
             from voiceauth.console.kpis import compute_kpis
