@@ -151,31 +151,47 @@ def error_rates(
     return fa / non.size, fr / tar.size, fa, fr
 
 
+def _accepts_by_group(scores: F64, group: npt.NDArray[np.int64], n_groups: int, thr: F64) -> F64:
+    """[G, K] how many trials of each group score >= each threshold (a histogram, not a [T, K] matrix)."""
+    order = np.argsort(thr, kind="stable")
+    below = np.searchsorted(thr[order], scores, side="right")  # thresholds (sorted) at or below each score
+    hist = np.zeros((n_groups, thr.size + 1))
+    np.add.at(hist, (group, below), 1.0)
+    tail = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]  # tail[:, k] = trials with below >= k
+    out = np.empty((n_groups, thr.size))
+    out[:, order] = tail[:, 1:]  # accepted at sorted threshold k  <=>  below > k
+    return out
+
+
 def speaker_bootstrap(
-    trials: Trials, thresholds: npt.ArrayLike, replicates: int = 1000, seed: int = 0
+    trials: Trials, thresholds: npt.ArrayLike, replicates: int = 1000, seed: int = 0, chunk: int = 64
 ) -> tuple[F64, F64]:
-    """Bootstrap replicates over speakers -> (FAR [B, K], FRR [B, K]); NaN where a replicate has no such trial."""
+    """Bootstrap replicates over speakers -> (FAR [B, K], FRR [B, K]); NaN where a replicate has no such trial.
+
+    Trials are first counted per speaker (targets) and per observed speaker pair (impostors), so the cost is
+    replicates x pairs x thresholds whatever the number of trials; replicates are processed ``chunk`` at a time.
+    """
     thr = np.asarray(thresholds, dtype=np.float64).ravel()
     n_spk = len(trials.speakers)
-    accept = trials.scores[:, None] >= thr[None, :]  # [T, K]
     tgt = trials.target
-    # per-speaker target counts and misses; per speaker-pair non-target counts and false accepts
     n_t = np.bincount(trials.enrol[tgt], minlength=n_spk).astype(np.float64)
-    miss = np.zeros((n_spk, thr.size))
-    np.add.at(miss, trials.enrol[tgt], (~accept[tgt]).astype(np.float64))
-    pair = trials.enrol[~tgt] * n_spk + trials.probe[~tgt]
-    n_n = np.bincount(pair, minlength=n_spk * n_spk).astype(np.float64).reshape(n_spk, n_spk)
-    fa_flat = np.zeros((n_spk * n_spk, thr.size))
-    np.add.at(fa_flat, pair, accept[~tgt].astype(np.float64))
-    fa = fa_flat.reshape(n_spk, n_spk, thr.size)
+    miss = n_t[:, None] - _accepts_by_group(trials.scores[tgt], trials.enrol[tgt], n_spk, thr)
+    pairs, pair_of = np.unique(trials.enrol[~tgt] * n_spk + trials.probe[~tgt], return_inverse=True)
+    pa, pb = pairs // n_spk, pairs % n_spk
+    n_n = np.bincount(pair_of, minlength=pairs.size).astype(np.float64)
+    fa = _accepts_by_group(trials.scores[~tgt], pair_of.astype(np.int64), pairs.size, thr)
     rng = np.random.default_rng(seed)
-    m = np.stack([np.bincount(rng.integers(0, n_spk, n_spk), minlength=n_spk) for _ in range(replicates)]).astype(
-        np.float64
-    )  # [B, S] multiplicities
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frr = (m @ miss) / (m @ n_t)[:, None]
-        w = m[:, :, None] * m[:, None, :]  # [B, S, S]
-        far = np.einsum("bij,ijk->bk", w, fa) / np.einsum("bij,ij->b", w, n_n)[:, None]
+    far = np.empty((replicates, thr.size))
+    frr = np.empty((replicates, thr.size))
+    for lo in range(0, replicates, chunk):
+        b = min(chunk, replicates - lo)
+        m = np.stack([np.bincount(rng.integers(0, n_spk, n_spk), minlength=n_spk) for _ in range(b)]).astype(
+            np.float64
+        )  # [b, S] how often each speaker was drawn
+        w = m[:, pa] * m[:, pb]  # [b, P] weight of each impostor pair
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frr[lo : lo + b] = (m @ miss) / (m @ n_t)[:, None]
+            far[lo : lo + b] = (w @ fa) / (w @ n_n)[:, None]
     return far, frr
 
 

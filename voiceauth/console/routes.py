@@ -93,9 +93,9 @@ def _measure(stored: dict[str, Any], thresholds: dict[str, float]) -> dict[str, 
     t = stored.get("trials")
     if not t or not thresholds:
         return {}
-    enrol, probe = np.asarray(t["enrol"], dtype=np.int64), np.asarray(t["probe"], dtype=np.int64)
-    n = int(max(enrol.max(), probe.max())) + 1
-    trials = Trials(np.asarray(t["scores"], dtype=np.float64), enrol, probe, tuple(str(i) for i in range(n)))
+    ids, idx = np.unique(np.concatenate([t["enrol"], t["probe"]]).astype(np.int64), return_inverse=True)
+    enrol, probe = idx[: len(t["enrol"])].astype(np.int64), idx[len(t["enrol"]) :].astype(np.int64)
+    trials = Trials(np.asarray(t["scores"], dtype=np.float64), enrol, probe, tuple(str(i) for i in ids))
     a = analyze(trials, target_far=stored["report"]["target_far"], thresholds=list(thresholds.values()), replicates=300)
     return {
         name: {"threshold": p.threshold, "far": p.far.value, "far_ci": [p.far.low, p.far.high],
