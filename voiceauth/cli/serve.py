@@ -46,9 +46,11 @@ def serve(
     import uvicorn
 
     from voiceauth.api import create_app
+    from voiceauth.pipeline import default_scoring
 
     with user_errors():
         settings: Settings = settings_for(data_dir)
+        scorer, points = default_scoring(settings)  # fail here, clearly, when the scoring files are missing
         store = open_store(settings)
         if demo and settings.database_url is None:
             keys = issue_demo_keys(store, settings.api_demo_tenant)
@@ -57,7 +59,7 @@ def serve(
             for role, key in keys.items():
                 typer.echo(f"  {role + ' key:':15s}{key}")
         typer.echo(f"voiceauth: loading the speaker model, then listening on http://{host}:{port}", err=False)
-        app = create_app(settings, store=store, watch_data_keys=True)
+        app = create_app(settings, store=store, scorer=scorer, operating_points=points, watch_data_keys=True)
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
     store.dispose()
 
