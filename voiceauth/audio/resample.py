@@ -12,7 +12,6 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
-import torch
 import torchaudio.transforms as T
 
 from voiceauth.embedding.base import FloatArray
@@ -23,11 +22,13 @@ TARGET_RATE = 16000
 
 
 @lru_cache(maxsize=16)
-def _kernel(orig: int, new: int) -> tuple[torch.Tensor, int, int, int]:
-    """(kernel [n, 1, 2w + o], w, o, n) for orig -> new, built once per rate pair."""
+def _kernel(orig: int, new: int) -> tuple[npt.NDArray[np.float32], int, int, int]:
+    """(kernel [n, 2w + o] float32, w, o, n) for orig -> new, built once per rate pair."""
     module = T.Resample(orig, new)
     o, n = orig // module.gcd, new // module.gcd
-    return module.kernel.detach().clone(), int(module.width), o, n
+    kernel = module.kernel.detach().reshape(n, -1).numpy().astype(np.float32)
+    kernel.setflags(write=False)
+    return kernel, int(module.width), o, n
 
 
 class StreamResampler:
@@ -75,11 +76,9 @@ class StreamResampler:
         if self._buf.size < span:
             return np.zeros(0, dtype=np.float32)
         blocks = (self._buf.size - span) // self._o + 1
-        used = (blocks - 1) * self._o + span
-        with torch.inference_mode():
-            x = torch.from_numpy(self._buf[:used]).view(1, 1, -1)
-            y = torch.nn.functional.conv1d(x, self._k, stride=self._o)  # [1, n, blocks]
-            out = y[0].transpose(0, 1).reshape(-1).numpy().astype(np.float32)
+        frames = np.lib.stride_tricks.sliding_window_view(self._buf, span)[: (blocks - 1) * self._o + 1 : self._o]
+        # numpy, not torch: a small matmul per chunk, free of torch's thread-team barrier on busy machines
+        out = (frames @ self._k.T).reshape(-1).astype(np.float32)  # [blocks, n] -> time order
         self._buf = self._buf[blocks * self._o :].copy()
         self._out += out.size
         return out
