@@ -9,7 +9,8 @@ arrival of the block that made the decision possible to the decision, next to Sp
 embedding the same speech in the same run (the ratio is the comparable figure across machines).
 
 Part 2 (over the network): the IVR app with the real engine in a separate process (uvicorn, ``ivr_workers`` threads),
-N simulated L16 calls at once in real time from this process, staggered over one second. Latency per call = when
+N simulated L16 calls in real time from this process, their starts spread over one call length (so N calls
+are in progress at once, arriving as a steady stream would). Latency per call = when
 the decision arrived minus when the audio frame at the server's ``decided_at_ms`` was sent. The sustained figure is
 the largest N whose p99 stays within 300 ms with every call decided.
 """
@@ -161,8 +162,10 @@ def _serve(port_q: Any, workers: int) -> None:
 async def _level(url: str, n: int, audios: list[np.ndarray]) -> dict[str, Any]:
     from ivr.simulate import simulate_call
 
+    span = float(np.mean([a.size for a in audios])) / 8000
+
     async def one(i: int) -> Any:
-        await asyncio.sleep(i / max(n, 1))  # stagger starts over one second
+        await asyncio.sleep(i * span / max(n, 1))  # starts spread over one call length: n calls up at once
         return await simulate_call("l16", url, audios[i % len(audios)], "george", api_key=KEY, speed=1.0, drain_s=20.0)
 
     results = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
@@ -234,7 +237,7 @@ def main() -> None:
             "## Decision latency after the deciding speech (one call at a time)",
             "",
             f"Policy: first evaluation at {pol.min_speech_s:g} s of speech, then every {pol.embed_every_s:g} s, "
-            f"decide by {pol.max_speech_s:g} s; blocks of 100 ms; ECAPA fp32 on one thread.",
+            f"decide by {pol.max_speech_s:g} s; blocks of 100 ms; the production engine and SpeechBrain both on one thread.",
             "",
             "| speaker (claims george) | decision | speech s | early | latency ms | SpeechBrain ms | embeddings |",
             "|---|---|---|---|---|---|---|",
