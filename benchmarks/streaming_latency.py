@@ -237,7 +237,8 @@ def main() -> None:
             "## Decision latency after the deciding speech (one call at a time)",
             "",
             f"Policy: first evaluation at {pol.min_speech_s:g} s of speech, then every {pol.embed_every_s:g} s, "
-            f"decide by {pol.max_speech_s:g} s; blocks of 100 ms; the production engine and SpeechBrain both on one thread.",
+            f"decide by {pol.max_speech_s:g} s; blocks of 100 ms; "
+            "the production engine and SpeechBrain both on one thread.",
             "",
             "| speaker (claims george) | decision | speech s | early | latency ms | SpeechBrain ms | embeddings |",
             "|---|---|---|---|---|---|---|",
