@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from benchmarks.cli import app
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads() -> Iterator[None]:
+    """The CLI sets torch's thread count for the process; give later tests the count they had."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
 
 
 def test_latency_json_has_the_fields_the_issue_specifies(model_dir: Path, fsdd_dir: Path) -> None:
@@ -27,7 +37,9 @@ def test_latency_json_has_the_fields_the_issue_specifies(model_dir: Path, fsdd_d
 
 
 def test_quick_suite_writes_json_markdown_and_plots(tmp_path: Path, model_dir: Path, fsdd_dir: Path) -> None:
-    res = CliRunner().invoke(app, ["all", "--quick", "--backends", "fused-int8", "--out", str(tmp_path)])
+    res = CliRunner().invoke(
+        app, ["all", "--quick", "--backends", "fused-int8", "--threads", "1", "--out", str(tmp_path)]
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads((tmp_path / "cpu-quick.json").read_text())
     assert set(doc["latency"]["3s"]) == {"reference", "fused-int8"}
