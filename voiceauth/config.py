@@ -148,6 +148,9 @@ class Settings(BaseSettings):
     antispoof_pooling: Literal["mean", "median", "max", "min"] = Field(
         default="min", description="How window scores become the attempt's score (min: best EER, see benchmarks)."
     )
+    antispoof_trim_silence: bool = Field(
+        default=True, description="Cut leading/trailing non-speech before scoring (denies the silence shortcut)."
+    )
     replay_check: bool = Field(default=True, description="Refuse audio that replays an earlier attempt.")
     replay_retention_s: float = Field(
         default=30 * 86_400.0, gt=0, description="How long attempt fingerprints are kept for the replay check."

@@ -85,6 +85,22 @@ def test_separation_holds_on_the_telephone_channel(
     assert _auc(bona, spoof) >= 0.85, (bona, spoof)
 
 
+def test_leading_noise_does_not_turn_tts_bona_fide(
+    countermeasure: Countermeasure, piper_audio: list[np.ndarray]
+) -> None:
+    """The silence shortcut of the LA weights: 0.5 s of faint noise before TTS reads as bona fide unless trimmed."""
+    noise = np.random.default_rng(0).normal(0.0, 3e-4, 8000).astype(np.float32)
+    padded = telephone_channel(np.concatenate([noise, piper_audio[1]]))
+    assert countermeasure.trim
+    trimmed = countermeasure.score(padded).score
+    countermeasure.trim = False
+    try:
+        untrimmed = countermeasure.score(padded).score
+    finally:
+        countermeasure.trim = True
+    assert trimmed > untrimmed + 3.0, (trimmed, untrimmed)
+
+
 def test_fsdd_digit_strings_score_below_formant_synthesis(
     countermeasure: Countermeasure, fsdd_dir: Path, espeak_scores: list[float]
 ) -> None:
@@ -118,6 +134,7 @@ def test_streaming_scores_the_same_windows_as_an_upload(
 
     monkeypatch.setattr(countermeasure, "score_windows", fake_score_windows)
     monkeypatch.setattr(countermeasure, "max_windows", 100)
+    monkeypatch.setattr(countermeasure, "trim", False)  # streams carry VAD speech; uploads are trimmed
     x = np.concatenate(librispeech)[: 3 * WINDOW_SAMPLES]
     stream = StreamingCountermeasure(countermeasure)
     fed: list[float] = []

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from voiceauth.antispoof.windows import WINDOW_SAMPLES, AntiSpoofError, pool_scores, tile_to, window_starts, windows
+from voiceauth.antispoof.windows import (
+    WINDOW_SAMPLES,
+    AntiSpoofError,
+    pool_scores,
+    tile_to,
+    trim_silence,
+    window_starts,
+    windows,
+)
 
 
 def test_short_audio_is_tiled_to_one_window() -> None:
@@ -32,6 +40,16 @@ def test_max_windows_spreads_the_windows_over_the_utterance() -> None:
     starts = window_starts(n, WINDOW_SAMPLES, WINDOW_SAMPLES // 2, max_windows=4)
     assert len(starts) == 4
     assert starts[0] == 0 and starts[-1] == n - WINDOW_SAMPLES
+
+
+def test_trim_silence_cuts_leading_and_trailing_non_speech() -> None:
+    rng = np.random.default_rng(0)
+    t = np.arange(16_000) / 16_000
+    speech = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    faint = rng.normal(0, 3e-4, 8000).astype(np.float32)  # ~ -70 dBFS
+    out = trim_silence(np.concatenate([faint, speech, faint]))
+    assert abs(out.size - speech.size) <= 320  # within one 20 ms frame
+    assert np.array_equal(trim_silence(np.zeros(4000, dtype=np.float32)), np.zeros(4000, dtype=np.float32))
 
 
 def test_pooling() -> None:

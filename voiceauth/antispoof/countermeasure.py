@@ -8,7 +8,10 @@ is the alternative when one padded window should not decide.
 
 The model file is checked against its sha256 pin before it is loaded with ``torch.load(weights_only=True)`` and
 ``load_state_dict(strict=True)``. Input is 16 kHz mono float32; telephone audio must be upsampled first (the
-front end does that). :class:`StreamingCountermeasure` scores windows as speech arrives.
+front end does that). Leading and trailing non-speech is cut first (``trim``, on by default): the ASVspoof 2019 LA
+weights learnt that leading silence means bona fide, and half a second of faint noise put before a TTS utterance
+otherwise turns it "bona fide" (benchmarks/results/antispoof.md). :class:`StreamingCountermeasure` scores windows
+as speech arrives.
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ class Countermeasure:
         max_windows: int = 8,
         pooling: Pooling = "min",
         batch_size: int = 4,
-        trim: bool = False,
+        trim: bool = True,
         verify: bool = True,
         device: str = "cpu",
     ) -> None:
@@ -139,7 +142,8 @@ class StreamingCountermeasure:
     """Scores windows as speech arrives: a window is scored as soon as it is complete (hop apart).
 
     ``feed`` returns the scores of windows completed by that chunk; ``result`` pools everything seen so far
-    (a short stream is tiled into one window, as for uploads). Not thread-safe; one per call.
+    (a short stream is tiled into one window, as for uploads). Feed it the front end's speech (VAD segments), not
+    raw call audio: a stream is not silence-trimmed. Not thread-safe; one per call.
     """
 
     def __init__(self, cm: Countermeasure) -> None:
@@ -189,5 +193,6 @@ def create_countermeasure(settings: Settings, device: str = "cpu") -> Countermea
         hop=settings.antispoof_hop_samples,
         max_windows=settings.antispoof_max_windows,
         pooling=settings.antispoof_pooling,
+        trim=settings.antispoof_trim_silence,
         device=device,
     )

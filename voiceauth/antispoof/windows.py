@@ -60,10 +60,11 @@ def trim_silence(samples: FloatArray, rate: int = 16_000, floor_db: float = 40.0
         return x
     energy = (x[: frames * n].astype(np.float64).reshape(frames, n) ** 2).mean(axis=1) + 1e-20
     level = 10.0 * np.log10(energy)
-    active = np.flatnonzero(level > level.max() - floor_db)
-    if active.size == 0:
+    if level.max() < -100.0:  # digital silence: nothing to trim to
         return x
-    return np.ascontiguousarray(x[active[0] * n : (active[-1] + 1) * n])
+    active = np.flatnonzero(level > level.max() - floor_db)
+    end = x.size if active[-1] == frames - 1 else (active[-1] + 1) * n
+    return np.ascontiguousarray(x[active[0] * n : end])
 
 
 def window_starts(n_samples: int, window: int, hop: int, max_windows: int) -> list[int]:
