@@ -68,3 +68,18 @@ def test_calibrate_apply_sets_the_threshold_through_the_api(
     assert any(e["action"] == "calibration.publish" for e in audit)
     cal = httpx.get(server.url + "/v1/console/calibration", headers=h).json()
     assert cal["report"]["threshold"] == data["threshold"]
+
+
+def test_report_kpi_asks_a_running_service(server: Server) -> None:
+    from voiceauth.cli import app
+
+    args = ["report", "kpi", "--since", "1d", "--api-url", server.url, "--api-key", server.keys["security"]]
+    res = CliRunner().invoke(app, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    k = json.loads(res.output)["acme"]
+    assert k["verifications"] == {"ACCEPT": 1, "REJECT": 1} and k["verification_success_rate"] == 0.5
+    assert k["registered"] == 1 and k["enrolment_rate"] == 1.0
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0 and "Verification success rate" in res.output and "50.0%" in res.output
+    res = CliRunner().invoke(app, [*args[:-1], server.keys["telephony"]])
+    assert res.exit_code == 2 and "403" in res.output

@@ -79,7 +79,7 @@ def console_payload(report: Report, trials: Trials | None) -> dict[str, Any]:
 
 
 def calibrate(
-    source: Path = typer.Argument(..., help="DIR/<speaker>/<audio files>, or a trial list file."),
+    source: Path = typer.Argument(..., metavar="DIR", help="DIR/<speaker>/<audio files>, or a trial list file."),
     target_far: float = typer.Option(0.001, "--target-far", help="False-accept rate the threshold must meet."),
     out: Path = typer.Option(Path("calibration-report"), "--out", help="Folder for the report files."),
     replicates: int = typer.Option(1000, "--replicates", min=50, max=20000, help="Bootstrap replicates."),
