@@ -72,8 +72,8 @@ def build_sets(work: Path, n_libri: int, n_fsdd: int, n_espeak: int, n_piper: in
 
 def score_all(
     cm: Countermeasure, sets: dict[str, list[Path]], cache: Path, conditions: list[str]
-) -> dict[str, dict[str, list[list[float]]]]:
-    scores: dict[str, dict[str, list[list[float]]]] = json.loads(cache.read_text()) if cache.exists() else {}
+) -> dict[str, dict[str, list[float]]]:
+    scores: dict[str, dict[str, list[float]]] = json.loads(cache.read_text()) if cache.exists() else {}
     for cond in conditions:
         for name in ("piper", "fsdd", "librispeech", "espeak"):
             files = sets[name]
@@ -95,7 +95,7 @@ def score_all(
     return scores
 
 
-def pooled(scores: dict[str, dict[str, list[list[float]]]], cond: str, name: str, pooling: str) -> list[float]:
+def pooled(scores: dict[str, dict[str, list[float]]], cond: str, name: str, pooling: str) -> list[float]:
     """Utterance scores of one set: window scores pooled (``first`` = the first window only)."""
     vals = scores[f"{cond}/{name}"].values()
     if pooling == "first":
@@ -103,9 +103,7 @@ def pooled(scores: dict[str, dict[str, list[list[float]]]], cond: str, name: str
     return [pool_scores(w, pooling) for w in vals]  # type: ignore[arg-type]
 
 
-def analyse(
-    scores: dict[str, dict[str, list[list[float]]]], threshold: float, conditions: list[str]
-) -> dict[str, object]:
+def analyse(scores: dict[str, dict[str, list[float]]], threshold: float, conditions: list[str]) -> dict[str, object]:
     report: dict[str, object] = {}
     for cond in conditions:
         for pooling in ("mean", "median", "min", "max", "first"):

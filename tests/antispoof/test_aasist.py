@@ -64,3 +64,16 @@ def test_sinc_front_end_is_a_bank_of_band_pass_filters() -> None:
 def test_too_short_window_is_refused(aasist_dir: Path) -> None:
     with pytest.raises(AntiSpoofError, match="too short"):
         Countermeasure(aasist_dir, window=8000)
+
+
+def test_each_model_has_its_own_cache_dir(tmp_path: Path) -> None:
+    from models.fetch import cache_dir, ensure_model
+    from models.registry import ECAPA, REGISTRY
+    from voiceauth.config import Settings
+
+    settings = Settings(home=tmp_path, model_dir=None)
+    assert REGISTRY[AASIST_SPEC.name] is AASIST_SPEC
+    assert cache_dir(settings, ECAPA) == settings.model_cache_dir
+    assert cache_dir(settings, AASIST_SPEC) == tmp_path / "models" / "aasist-asvspoof2019-la"
+    with pytest.raises(ModelFileMissing, match="AASIST.pth"):
+        ensure_model(settings, AASIST_SPEC, fetch=False)

@@ -77,8 +77,7 @@ class _SincFrontEnd(nn.Module):
         self.register_buffer("filters", sinc_filterbank(n_filters, kernel_size, sample_rate).unsqueeze(1), False)
 
     def forward(self, x: Tensor) -> Tensor:  # (b, 1, n) -> (b, filters, n - k + 1)
-        filters: Tensor = self.filters
-        return F.conv1d(x, filters)
+        return F.conv1d(x, self.get_buffer("filters"))
 
 
 class _ResidualBlock(nn.Module):
