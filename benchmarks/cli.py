@@ -136,7 +136,7 @@ def all_cmd(
     threads: Threads = None,
     only: Only = None,
     out: Annotated[Path, typer.Option(help="Results folder.")] = RESULTS,
-    stem: Annotated[str | None, typer.Option(help="File name stem (default: <device>[-quick]).")] = None,
+    stem: Annotated[str | None, typer.Option(help="File name stem (default: embedding-<device>[-quick]).")] = None,
 ) -> None:
     """The full suite: latency at 1/3/6/10 s, throughput at batch 1-64, accuracy guard; JSON + Markdown + PNG."""
     t0 = time.perf_counter()
@@ -161,6 +161,6 @@ def all_cmd(
     }
     result["environment"] = environment(dev)
     result["wall_s"] = round(time.perf_counter() - t0, 1)
-    paths = write_results(result, out, stem or (dev + ("-quick" if quick else "")))
+    paths = write_results(result, out, stem or ("embedding-" + dev + ("-quick" if quick else "")))
     typer.echo(markdown(result))
     typer.echo("wrote " + ", ".join(str(p) for p in paths))

@@ -41,12 +41,12 @@ def test_quick_suite_writes_json_markdown_and_plots(tmp_path: Path, model_dir: P
         app, ["all", "--quick", "--backends", "fused-int8", "--threads", "1", "--out", str(tmp_path)]
     )
     assert res.exit_code == 0, res.output
-    doc = json.loads((tmp_path / "cpu-quick.json").read_text())
+    doc = json.loads((tmp_path / "embedding-cpu-quick.json").read_text())
     assert set(doc["latency"]["3s"]) == {"reference", "fused-int8"}
     assert [r["batch"] for r in doc["throughput"]["fused-int8"]] == [1, 8]
     acc = doc["accuracy"]["backends"]
     assert acc["reference"]["eer_rel_to_fp32"] == 0.0 and 0.0 <= acc["fused-int8"]["eer"] <= 1.0
     assert doc["environment"]["versions"]["torch"]
-    assert "| fused-int8 |" in (tmp_path / "cpu-quick.md").read_text()
-    for png in ("cpu-quick_latency.png", "cpu-quick_throughput.png"):
+    assert "| fused-int8 |" in (tmp_path / "embedding-cpu-quick.md").read_text()
+    for png in ("embedding-cpu-quick_latency.png", "embedding-cpu-quick_throughput.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
