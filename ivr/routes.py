@@ -23,7 +23,7 @@ from ivr.serializers.audiohook import AudioHookSerializer, verify_signature
 from ivr.serializers.base import CallStart, Frame, Serializer
 from ivr.serializers.l16 import L16Serializer
 from ivr.serializers.twilio import TwilioSerializer
-from ivr.service import IvrService, KeyInfo
+from ivr.service import IvrService, KeyInfo, KeyResolver
 from ivr.session import CallSession
 from ivr.transport import CallRefused, serve_call
 from voiceauth.errors import VoiceAuthError
@@ -43,7 +43,8 @@ def get_ivr(app: Any) -> IvrService:
         return ivr
     services = getattr(app.state, "services", None)
     if services is not None:
-        pipeline, settings, keys = services.pipeline, services.settings, ServicesKeys(services)
+        keys: KeyResolver | None = ServicesKeys(services)
+        pipeline, settings = services.pipeline, services.settings
     else:
         pipeline, settings = getattr(app.state, "pipeline", None), getattr(app.state, "settings", None)
         keys = getattr(app.state, "keys", None)

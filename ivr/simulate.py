@@ -186,7 +186,7 @@ def _frames(
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
             },
         }
-        frames = [
+        frames: list[Any] = [
             json.dumps(
                 {
                     "event": "media",

@@ -125,7 +125,7 @@ class AudioHookSerializer:
     def _load(self, data: str) -> dict[str, Any]:
         try:
             msg = json.loads(data)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise ProtocolError(f"frame is not JSON ({exc.msg} at {exc.pos})") from exc
         if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
             raise ProtocolError("message is not a JSON object with a string 'type'")

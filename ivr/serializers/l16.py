@@ -70,7 +70,7 @@ class L16Serializer:
             return AudioIn(data)
         try:
             msg = json.loads(data)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise ProtocolError(f"text frame is not JSON ({exc.msg} at {exc.pos})") from exc
         if not isinstance(msg, dict):
             raise ProtocolError("text frame is not a JSON object")

@@ -49,7 +49,7 @@ def _load(data: Frame) -> dict[str, Any]:
         raise ProtocolError("Twilio Media Streams sends text JSON frames only; got a binary frame")
     try:
         msg = json.loads(data)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ProtocolError(f"frame is not JSON ({exc.msg} at {exc.pos})") from exc
     if not isinstance(msg, dict) or not isinstance(msg.get("event"), str):
         raise ProtocolError("frame is not a JSON object with a string 'event'")

@@ -22,6 +22,8 @@ from ivr.serializers.audiohook import PROBE_CONVERSATION
 from tests.ivr.conftest import AUDIOHOOK_KEY, AUDIOHOOK_SECRET, TELEPHONY_KEY, LiveServer, fsdd_digits
 from voiceauth.audio.codecs import mulaw_encode
 
+pytestmark = pytest.mark.model  # the live server runs the real engine
+
 PATH = "/v1/streams/audiohook"
 STEREO = {"type": "audio", "format": "PCMU", "channels": ["external", "internal"], "rate": 8000}
 MONO = {"type": "audio", "format": "PCMU", "channels": ["external"], "rate": 8000}
@@ -143,7 +145,6 @@ def test_connection_probe(live_server: LiveServer) -> None:
     asyncio.run(run())
 
 
-@pytest.mark.model
 def test_full_sequence_stereo_impostor_on_agent_channel(live_server: LiveServer) -> None:
     george = fsdd_digits("george", "1618033988", 42)
     impostor = fsdd_digits("jackson", "7493172859", 42)
