@@ -249,3 +249,26 @@ def test_mic_needs_the_optional_extra(monkeypatch: pytest.MonkeyPatch) -> None:
         run_mic("verify", "c", url="ws://127.0.0.1:9", api_key="", seconds=1, out=sys.stderr)
     assert level_bar(np.zeros(320, np.float32)).endswith("-120.0 dBFS")
     assert level_bar(np.full(320, 0.5, np.float32)).count("#") == 27
+
+
+# -- prompts --------------------------------------------------------------------------------------------------------
+def test_prompts_are_spoken_by_espeak_and_cached(tmp_path: Path) -> None:
+    import shutil
+
+    from ivr.prompts import PromptLibrary
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (the Makefile installs it: apt-get install espeak-ng)")
+    lib = PromptLibrary(tmp_path)
+    pcm = lib.pcm16("goodbye")
+    assert (tmp_path / "goodbye.wav").is_file() and 0.3 < len(pcm) / 2 / 8000 < 3.0
+    assert PromptLibrary(tmp_path, espeak=None).pcm16("goodbye") == pcm  # served from the cache
+
+
+def test_prompts_fall_back_to_a_chime_without_espeak(tmp_path: Path) -> None:
+    from ivr.prompts import PromptLibrary
+
+    lib = PromptLibrary(tmp_path, espeak=None)
+    assert len(lib.pcm16("verified")) == 2 * int(8000 * 0.15) * 2
+    with pytest.raises(KeyError, match="no prompt named"):
+        lib.pcm16("nope")
