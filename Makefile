@@ -8,8 +8,9 @@ PYTEST_ARGS ?=
 
 .PHONY: setup model demo test check bench-quick clean
 
-# Debian packages the tests and prompts need (espeak-ng: IVR prompts and synthetic-speech tests; sox: audio tools).
-SYSDEPS := espeak-ng sox
+# Debian packages the tests need (espeak-ng: IVR prompts and synthetic-speech tests; sox: audio tools;
+# chromium: the console browser test).
+SYSDEPS := espeak-ng sox chromium
 
 $(STAMP): pyproject.toml
 	@missing=""; for p in $(SYSDEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
