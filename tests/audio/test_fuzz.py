@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import io
 import struct
+import sys
+import types
+from collections.abc import Iterator
 
 import numpy as np
+import pytest
 import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -41,6 +45,23 @@ def _decode(data: bytes, **kw: object) -> None:
     assert out.samples.dtype == np.float32 and out.samples.ndim == 1 and out.samples.size > 0
     assert np.all(np.isfinite(out.samples)) and np.all(np.abs(out.samples) <= 1.0)
     assert out.samples.size <= LIMITS.max_duration_s * out.sample_rate
+
+
+@pytest.fixture(autouse=True)
+def _hide_lazy_modules() -> Iterator[None]:
+    """Hypothesis scans ``sys.modules`` for constants; SpeechBrain's lazy placeholders (present once another
+    test has loaded the engine) import on attribute access and fail or warn. Hide them while fuzzing."""
+    lazy = {
+        name: mod
+        for name, mod in list(sys.modules.items())
+        if name.startswith("speechbrain") and type(mod) is not types.ModuleType
+    }
+    for name in lazy:
+        del sys.modules[name]
+    try:
+        yield
+    finally:
+        sys.modules.update(lazy)
 
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
