@@ -84,8 +84,8 @@ def assess(
     mask = np.asarray(speech_mask, dtype=bool)[: p.size]
     if p.size == 0 or not mask.any() or net_speech_s <= 0.0:
         level = _db(float(p.mean())) if p.size else _db(0.0)
-        codes = ["NO_SPEECH"] + (["CLIPPED"] if clipping_ratio > thresholds.max_clipping_ratio else [])
-        return Quality(0.0, 0.0, float(clipping_ratio), round(level, 2), tuple(codes))
+        clipped = ("CLIPPED",) if clipping_ratio > thresholds.max_clipping_ratio else ()
+        return Quality(0.0, 0.0, float(clipping_ratio), round(level, 2), ("NO_SPEECH", *clipped))
     speech_power = float(p[mask].mean())
     rest = p[~mask]
     noise = float(np.median(rest)) if rest.size >= _MIN_NOISE_WINDOWS else float(np.percentile(p, 10))

@@ -119,11 +119,10 @@ class _BatchedNet:
         self.net = net
         params = dict(net.decoder.rnn.named_parameters())
         self.lstm = torch.nn.LSTM(128, 128, batch_first=True)
-        with torch.no_grad():
-            self.lstm.weight_ih_l0.copy_(params["weight_ih"])
-            self.lstm.weight_hh_l0.copy_(params["weight_hh"])
-            self.lstm.bias_ih_l0.copy_(params["bias_ih"])
-            self.lstm.bias_hh_l0.copy_(params["bias_hh"])
+        # LSTMCell and LSTM share the gate layout (i, f, g, o), so the weights carry over unchanged
+        self.lstm.load_state_dict(
+            {f"{key}_l0": params[key].detach().clone() for key in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        )
         self.lstm.eval()
         self.head = net.decoder.decoder  # Dropout, ReLU, Conv1d(128, 1, 1), Sigmoid
 
