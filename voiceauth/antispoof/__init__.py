@@ -2,11 +2,13 @@
 
 ``Countermeasure(model_dir).score(samples_16k) -> SpoofResult(score, windows, is_spoof)``: spoof log-odds pooled
 over ~4 s windows (higher = more likely spoof). ``fingerprint`` / ``compare`` / ``find_replay`` / ``ReplayGuard``:
-the same audio presented twice for a speaker within the retention window is a replay.
+the same audio presented twice for a speaker within the retention window is a replay. ``assess``: both in one
+verdict for the verification core.
 """
 
 from __future__ import annotations
 
+from voiceauth.antispoof.check import SpoofVerdict, assess
 from voiceauth.antispoof.countermeasure import (
     Countermeasure,
     SpoofResult,
@@ -25,6 +27,8 @@ __all__ = [
     "Match",
     "ReplayGuard",
     "SpoofResult",
+    "SpoofVerdict",
+    "assess",
     "StreamingCountermeasure",
     "compare",
     "create_countermeasure",
