@@ -99,6 +99,8 @@ class AudioHookSerializer:
         msg = self._load(data)
         kind = msg["type"]
         params = msg.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise ProtocolError(f"'{kind}' parameters must be an object")
         if kind == "open":
             return self._open(msg, params)
         if not self.opened:
@@ -155,7 +157,12 @@ class AudioHookSerializer:
         participant = params.get("participant") or {}
         custom = params.get("customConfig") or {}
         channels = list(offer["channels"])
-        rate = int(offer.get("rate", 8000))
+        try:
+            rate = int(offer.get("rate", 8000))
+        except (TypeError, ValueError) as exc:
+            raise ProtocolError(f"media offer rate {offer.get('rate')!r} is not a number") from exc
+        if rate not in (8000, 16000):
+            raise ProtocolError(f"media offer rate {rate} Hz is not supported; use 8000 or 16000")
         return CallStart(
             call_id=str(msg.get("id") or self.session_id),
             encoding=_FORMATS[str(offer["format"])],

@@ -78,7 +78,8 @@ class L16Serializer:
             return self._start(msg)
         event = str(msg.get("event", ""))
         if event in ("websocket:dtmf", "dtmf"):
-            digit = str(msg.get("digit", (msg.get("dtmf") or {}).get("digit", "")))
+            nested = msg.get("dtmf")
+            digit = str(msg.get("digit", nested.get("digit", "") if isinstance(nested, dict) else ""))
             if len(digit) != 1 or digit not in "0123456789*#":
                 raise ProtocolError(f"dtmf digit {digit!r} is not one of 0-9 * #")
             return DigitIn(digit)

@@ -107,6 +107,8 @@ class TwilioSerializer:
             raise ProtocolError("a second 'start' frame on the same stream")
         start = _obj(msg, "start")
         fmt = start.get("mediaFormat") or {}
+        if not isinstance(fmt, dict):
+            raise ProtocolError("start.mediaFormat must be an object")
         encoding = _ENCODINGS.get(str(fmt.get("encoding", "audio/x-mulaw")))
         if encoding is None:
             raise ProtocolError(f"mediaFormat.encoding {fmt.get('encoding')!r} is not supported; use audio/x-mulaw")
@@ -115,6 +117,8 @@ class TwilioSerializer:
             channels = int(fmt.get("channels", 1))
         except (TypeError, ValueError) as exc:
             raise ProtocolError("mediaFormat.sampleRate and channels must be numbers") from exc
+        if rate != 8000 or channels != 1:
+            raise ProtocolError(f"mediaFormat {rate} Hz x{channels} is not Twilio's; expected 8000 Hz mono")
         params = start.get("customParameters") or {}
         if not isinstance(params, dict):
             raise ProtocolError("start.customParameters must be an object")
