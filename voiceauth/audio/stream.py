@@ -114,6 +114,7 @@ class StreamingFrontEnd:
         self._high: list[npt.NDArray[np.float64]] = []
         self._total: list[npt.NDArray[np.float64]] = []
         self._finished = False
+        self._ranges_cache: tuple[tuple[int, int, bool], list[tuple[int, int]]] | None = None
 
     # -- input ---------------------------------------------------------------------------------------
     def feed(self, chunk: bytes | bytearray | memoryview | npt.ArrayLike) -> None:
@@ -285,6 +286,9 @@ class StreamingFrontEnd:
 
     def _ranges(self) -> list[tuple[int, int]]:
         """Padded speech segments as [start, end) sample ranges of the 16 kHz audio received so far."""
+        key = (self._n_windows(), self._audio_len, self._finished)
+        if self._ranges_cache is not None and self._ranges_cache[0] == key:
+            return self._ranges_cache[1]
         segs = speech_segments(self._all_probs(), self._cfg.vad, final=self._finished)
         pad = self._cfg.vad.speech_pad_ms * TARGET_RATE // 1000
         limit = self._audio_len
@@ -297,6 +301,7 @@ class StreamingFrontEnd:
                 ranges[-1] = (ranges[-1][0], max(ranges[-1][1], b))
             else:
                 ranges.append((a, b))
+        self._ranges_cache = (key, ranges)
         return ranges
 
     def _speech_mask(self) -> npt.NDArray[np.bool_]:

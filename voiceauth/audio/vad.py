@@ -17,7 +17,8 @@ import importlib.util
 import logging
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -47,27 +48,42 @@ WINDOW_MS = 32  # one decision per 32 ms: 256 samples at 8 kHz, 512 at 16 kHz
 _CONTEXT = {8000: 32, 16000: 64}
 _WINDOW = {8000: 256, 16000: 512}
 _LOCK = threading.Lock()
-_POOL_WORKERS = 2
 
 
-def _single_threaded() -> None:
-    """Initialise a VAD worker thread: torch's per-thread state first, then one OpenMP thread for it alone.
-
-    Silero's networks are tiny; run with torch's default of one OpenMP thread per core, each 32 ms window
-    pays a thread-team barrier, which on a busy machine costs 10-50x the arithmetic. ``torch.set_num_threads``
-    would also change the default for threads not yet started (the embedding engine's), so only this
-    thread's OpenMP setting is changed, through the OpenMP runtime torch already loaded.
-    """
-    torch.zeros(1).add_(1)
+def _omp() -> Any:
+    """The OpenMP runtime torch loaded (for per-thread settings), or None without one."""
     try:
-        ctypes.CDLL(None).omp_set_num_threads(1)
-    except (AttributeError, OSError):  # torch built without OpenMP: nothing to limit
-        log.debug("no OpenMP runtime found; VAD runs with torch's default threads")
+        lib = ctypes.CDLL(None)
+        lib.omp_get_max_threads.restype = ctypes.c_int
+        lib.omp_set_num_threads.argtypes = [ctypes.c_int]
+        return lib
+    except (AttributeError, OSError):
+        return None
 
 
-@lru_cache(maxsize=1)
-def _executor() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(_POOL_WORKERS, thread_name_prefix="voiceauth-vad", initializer=_single_threaded)
+_OMP = _omp()
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch ops on the calling thread with one OpenMP thread, then restore its setting.
+
+    Silero's networks are tiny; with torch's default of one OpenMP thread per core, each call pays a
+    thread-team barrier, which on a busy machine costs 10-50x the arithmetic. ``torch.set_num_threads``
+    would also change the default of threads not yet started (the embedding engine's), so only the calling
+    thread's OpenMP setting is changed, through the runtime torch already loaded (OpenMP settings are
+    per thread), and restored at once.
+    """
+    if _OMP is None:
+        yield
+        return
+    torch.get_num_threads()  # torch's lazy per-thread initialisation happens first, not after us
+    before = int(_OMP.omp_get_max_threads())
+    _OMP.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        _OMP.omp_set_num_threads(before)
 
 
 def vad_model_path() -> Path:
@@ -168,7 +184,8 @@ class VadStream:
             return np.zeros(0, dtype=np.float32)
         windows = np.lib.stride_tricks.sliding_window_view(self._pending, self._ctx + self.window)
         batch = windows[: n * self.window : self.window].copy()  # [n, ctx + window], writable
-        probs, self._state = _executor().submit(self._net, batch, self._state).result()
+        with _one_thread():
+            probs, self._state = self._net(batch, self._state)
         self._pending = self._pending[n * self.window :].copy()
         return probs
 
