@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import platform
@@ -146,8 +147,11 @@ def evaluate_candidate(cand: Candidate, emb: F64, speakers: Sequence[str]) -> di
     return {"eer": eer(t, n), "min_dcf": min_dcf(t, n), "target_trials": t.size, "nontarget_trials": n.size}
 
 
-def choose(results: dict[str, dict[str, float]], margin: float) -> str:
-    """Lowest EER; a normalising back end must beat plain cosine by ``margin`` (relative) to be chosen."""
+def choose(results: dict[str, dict[str, float]], margin: float, min_target_trials: int = 100) -> str:
+    """Lowest EER; a normalising back end must beat plain cosine by ``margin`` (relative) to be chosen, and
+    only when the development trials are enough to tell (``min_target_trials``); otherwise plain cosine."""
+    if results["cosine"]["target_trials"] < min_target_trials:
+        return "cosine"
     best = min(results, key=lambda k: (results[k]["eer"], results[k]["min_dcf"]))
     if results[best]["eer"] > (1.0 - margin) * results["cosine"]["eer"]:
         return "cosine"
@@ -191,6 +195,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=COHORT_DIR)
     ap.add_argument("--cache", type=Path, default=None, help="Reuse/store cohort embeddings here (.npz).")
     ap.add_argument("--max-pieces", type=int, default=2, help="Pieces per cohort reader (CPU budget).")
+    ap.add_argument(
+        "--wideband-readers",
+        type=int,
+        default=None,
+        help="Wideband cohort from this many cohort readers (ordered by sha256 of the id) to fit a CPU budget.",
+    )
     ap.add_argument("--margin", type=float, default=0.05, help="Relative EER gain needed to leave cosine.")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -202,7 +212,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     engine: EmbeddingEngine | None = None
     frontend: Any = None
     for name, channel in CHANNEL_OF.items():
-        cache = args.cache / f"cohort_{channel}.npz" if args.cache else None
+        subset = f"_r{args.wideband_readers}" if name == "wideband" and args.wideband_readers else ""
+        cache = args.cache / f"cohort_{channel}_p{args.max_pieces}{subset}.npz" if args.cache else None
         if cache is not None and cache.is_file():
             with np.load(cache, allow_pickle=False) as z:
                 emb, spk, keys = z["emb"].astype(np.float64), z["spk"].tolist(), z["keys"].tolist()
@@ -215,7 +226,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                 settings = Settings(precision="fp32", device="cpu")
                 engine = create_engine(settings, fetch=False)
                 frontend = FrontEnd(settings)
-            pieces = librispeech_pieces(files, cohort_readers, channel, max_pieces=args.max_pieces)
+            readers = cohort_readers
+            if name == "wideband" and args.wideband_readers:
+                readers = sorted(cohort_readers, key=lambda r: hashlib.sha256(r.encode()).hexdigest())
+                readers = sorted(readers[: args.wideband_readers])
+            pieces = librispeech_pieces(files, readers, channel, max_pieces=args.max_pieces)
             emb, _, _ = embed_pieces(engine, pieces, frontend)
             spk, keys = [p.speaker for p in pieces], [p.key for p in pieces]
             if cache is not None:
@@ -238,6 +253,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "evaluation_readers_excluded": eval_readers,
         "pieces": f"each utterance cut into floor(len/3 s) equal pieces (3-6 s); the first {args.max_pieces} kept",
         "channels": CHANNEL_OF,
+        "wideband_readers": f"first {args.wideband_readers} cohort readers by sha256 of the id"
+        if args.wideband_readers
+        else "all cohort readers",
         "g711": "16 kHz -> 8 kHz (torchaudio sinc) -> G.711 encode -> decode (voiceauth.audio.codecs)",
         "front_end": "voiceauth.audio.frontend.FrontEnd (Silero VAD speech only), as in production",
         "engine": "voiceauth EcapaEngine fp32, spkrec-ecapa-voxceleb (models/registry.py pins)",
