@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +31,7 @@ def fsdd_dir() -> Path:
 @pytest.fixture(scope="session")
 def librispeech_dir() -> Path:
     if not LIBRISPEECH.is_dir():
-        pytest.skip(
-            f"shared LibriSpeech cohort not found at {LIBRISPEECH} (it exists on developer machines and in CI)"
-        )
+        pytest.skip(f"shared LibriSpeech cohort not found at {LIBRISPEECH} (it exists on developer machines and in CI)")
     return LIBRISPEECH
 
 
@@ -52,3 +52,28 @@ def engine(model_dir: Path):  # type: ignore[no-untyped-def]
     from voiceauth.embedding.ecapa import EcapaEngine
 
     return EcapaEngine(model_dir, precision="fp32", device="cpu", verify=False)
+
+
+@pytest.fixture()
+def no_lazy_speechbrain_modules() -> Iterator[None]:
+    """Hide SpeechBrain's unloaded lazy placeholder modules from ``sys.modules`` during a hypothesis test.
+
+    Hypothesis scans ``sys.modules`` while generating; SpeechBrain registers lazy placeholders there that import
+    when touched and then fail (k2 is not installed) or warn (warnings are errors here).
+    """
+    if "speechbrain" not in sys.modules:
+        yield
+        return
+    from speechbrain.utils.importutils import LazyModule
+
+    hidden = {
+        name: mod
+        for name, mod in list(sys.modules.items())
+        if isinstance(mod, LazyModule) and mod.__dict__.get("lazy_module") is None
+    }
+    for name in hidden:
+        del sys.modules[name]
+    try:
+        yield
+    finally:
+        sys.modules.update(hidden)

@@ -6,7 +6,6 @@ audio that decodes is embedded quickly). Bounded: a few examples per operation.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,28 +35,6 @@ def fuzz_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def api_schema(fuzz_api: Any) -> Any:
     return schemathesis.openapi.from_asgi("/openapi.json", fuzz_api.client.app)
-
-
-@pytest.fixture
-def no_lazy_speechbrain_modules() -> Iterator[None]:
-    """Hypothesis looks through ``sys.modules`` while generating; SpeechBrain registers lazy placeholder modules
-    there that import (and fail: k2 is not installed) or warn when touched. Hide the unloaded ones meanwhile."""
-    if "speechbrain" not in sys.modules:
-        yield
-        return
-    from speechbrain.utils.importutils import LazyModule
-
-    hidden = {
-        name: mod
-        for name, mod in list(sys.modules.items())
-        if isinstance(mod, LazyModule) and mod.__dict__.get("lazy_module") is None
-    }
-    for name in hidden:
-        del sys.modules[name]
-    try:
-        yield
-    finally:
-        sys.modules.update(hidden)
 
 
 @pytest.mark.usefixtures("no_lazy_speechbrain_modules")

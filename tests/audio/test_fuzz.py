@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import io
 import struct
-import sys
-import types
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -48,20 +45,8 @@ def _decode(data: bytes, **kw: object) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _hide_lazy_modules() -> Iterator[None]:
-    """Hypothesis scans ``sys.modules`` for constants; SpeechBrain's lazy placeholders (present once another
-    test has loaded the engine) import on attribute access and fail or warn. Hide them while fuzzing."""
-    lazy = {
-        name: mod
-        for name, mod in list(sys.modules.items())
-        if name.startswith("speechbrain") and type(mod) is not types.ModuleType
-    }
-    for name in lazy:
-        del sys.modules[name]
-    try:
-        yield
-    finally:
-        sys.modules.update(lazy)
+def _hide_lazy_modules(no_lazy_speechbrain_modules: None) -> None:
+    """Hypothesis scans ``sys.modules``; see the shared fixture."""
 
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
