@@ -190,9 +190,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     tel = [r for r in rows if r["telephone"]]
     wide = [r for r in rows if not r["telephone"]]
     checks = {
-        "every_telephone_set_lower": all(r["production_eer"] < r["baseline_eer"] for r in tel),
+        "every_telephone_set_lower": all(r["production_eer"] < r["baseline_eer"] for r in tel) if tel else None,
         "telephone_mean_relative_change": float(np.mean([r["relative_eer_change"] for r in tel])) if tel else None,
-        "wideband_within_0.1_points": all(r["production_eer"] <= r["baseline_eer"] + 0.001 for r in wide),
+        "wideband_within_0.1_points": all(r["production_eer"] <= r["baseline_eer"] + 0.001 for r in wide)
+        if wide
+        else None,
     }
     checks["telephone_mean_at_least_20pct_lower"] = (
         checks["telephone_mean_relative_change"] is not None and checks["telephone_mean_relative_change"] <= -0.2
