@@ -55,16 +55,22 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def build_sets(
-    data: Path, which: Sequence[str], max_pieces: int, fsdd_per_speaker: int, max_readers: int | None = None
+    data: Path,
+    which: Sequence[str],
+    max_pieces: int,
+    fsdd_per_speaker: int,
+    max_readers: int | None = None,
+    wideband_max_readers: int | None = None,
 ) -> dict[str, list[Piece]]:
     files, sex = load_librispeech(data / "librispeech-cohort")
-    _, eval_readers = split_readers(list(files), sex)
-    if max_readers:
-        eval_readers = sorted(sorted(eval_readers, key=lambda r: hashlib.sha256(r.encode()).hexdigest())[:max_readers])
+    _, all_eval = split_readers(list(files), sex)
+    by_hash = sorted(all_eval, key=lambda r: hashlib.sha256(r.encode()).hexdigest())
+    eval_readers = sorted(by_hash[:max_readers]) if max_readers else all_eval
+    wide_readers = sorted(by_hash[:wideband_max_readers]) if wideband_max_readers else eval_readers
     sets: dict[str, list[Piece]] = {}
     for name in which:
         if name == "librispeech-16k":
-            sets[name] = librispeech_pieces(files, eval_readers, "wideband", max_pieces=max_pieces)
+            sets[name] = librispeech_pieces(files, wide_readers, "wideband", max_pieces=max_pieces)
         elif name == "librispeech-g711-mulaw":
             sets[name] = librispeech_pieces(files, eval_readers, "g711_mulaw", max_pieces=max_pieces)
         elif name == "librispeech-g711-alaw":
@@ -131,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     ap.add_argument("--max-pieces", type=int, default=3, help="Pieces per evaluation reader (CPU budget).")
     ap.add_argument("--max-readers", type=int, default=None, help="Evaluation readers used (CPU budget).")
+    ap.add_argument("--wideband-max-readers", type=int, default=None, help="Readers for librispeech-16k only.")
     ap.add_argument("--fsdd-per-speaker", type=int, default=20, help="Digit strings per FSDD speaker.")
     ap.add_argument("--embed-only", action="store_true", help="Only fill --cache with embeddings (no scoring).")
     ap.add_argument("--cache", type=Path, default=None, help="Store/reuse embeddings here (development).")
@@ -140,7 +147,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     settings = Settings(precision="fp32", device="cpu")
     t0 = time.time()
-    sets = build_sets(args.data, args.sets, args.max_pieces, args.fsdd_per_speaker, args.max_readers)
+    sets = build_sets(
+        args.data, args.sets, args.max_pieces, args.fsdd_per_speaker, args.max_readers, args.wideband_max_readers
+    )
     ref = load_reference(ensure_model(settings, fetch=False))
     engine = create_engine(settings, fetch=False)
     scorer = None if args.embed_only else create_scorer(settings)
