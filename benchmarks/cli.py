@@ -90,6 +90,8 @@ def latency_cmd(
                 "p99_ms": r["p99_ms"],
                 "speedup": r["speedup"],
                 "cosine_min": round(cos[n], 6),
+                "cpu_p50_ms": r["cpu_p50_ms"],
+                "cpu_speedup": r["cpu_speedup"],
             }
             for n, r in first.items()
             if n != REFERENCE

@@ -77,6 +77,7 @@ def latency(
     """p50/p95/p99 (ms) of one ``seconds``-long 8 kHz utterance per subject, and cosine to the reference."""
     wav = source.string(source.speakers[0], seconds)
     times: dict[str, list[float]] = {s.name: [] for s in subjects}
+    cpu: dict[str, list[float]] = {s.name: [] for s in subjects}  # process CPU time: robust to other load
     embs: dict[str, FloatArray] = {}
     peak: dict[str, float] = {s.name: 0.0 for s in subjects}
     for s in subjects:
@@ -85,11 +86,13 @@ def latency(
     for _ in range(repeats):
         for s in subjects:
             with RssSampler() as mem:
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 s.embed_batch([wav], RATE)
                 times[s.name].append((time.perf_counter() - t0) * 1e3)
+                cpu[s.name].append((time.process_time() - c0) * 1e3)
             peak[s.name] = max(peak[s.name], mem.peak_mb)
     ref_p50 = _pct(times[REFERENCE], 50)
+    ref_cpu = _pct(cpu[REFERENCE], 50)
     ref = embs[REFERENCE]
     out: dict[str, dict[str, Any]] = {}
     for s in subjects:
@@ -99,6 +102,8 @@ def latency(
             "p95_ms": round(_pct(times[s.name], 95), 2),
             "p99_ms": round(_pct(times[s.name], 99), 2),
             "speedup": round(ref_p50 / p50, 2),
+            "cpu_p50_ms": round(_pct(cpu[s.name], 50), 2),
+            "cpu_speedup": round(ref_cpu / _pct(cpu[s.name], 50), 2),
             "cosine": round(float(np.dot(_unit(embs[s.name]), _unit(ref))), 6),
             "peak_rss_mb": round(peak[s.name], 1),
             "repeats": repeats,

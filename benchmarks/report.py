@@ -11,11 +11,13 @@ __all__ = ["markdown", "write_results"]
 
 def _latency_rows(result: dict[str, Any]) -> list[str]:
     rows = []
+    nan = float("nan")
     for length, per in result.get("latency", {}).items():
         for name, r in per.items():
             rows.append(
                 f"| {length} | {name} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | "
-                f"{r['speedup']:.2f}x | {r['cosine']:.5f} | {r['peak_rss_mb']:.0f} |"
+                f"{r['speedup']:.2f}x | {r.get('cpu_p50_ms', nan):.1f} | {r.get('cpu_speedup', nan):.2f}x | "
+                f"{r['cosine']:.5f} | {r['peak_rss_mb']:.0f} |"
             )
     return rows
 
@@ -31,12 +33,14 @@ def markdown(result: dict[str, Any]) -> str:
         f"Versions: {', '.join(f'{k} {v}' for k, v in env['versions'].items())}  ",
         f"Production backend (`backend=auto`): **{result['production_backend']}**",
         "",
-        "Speedup = SpeechBrain reference p50 / backend p50, measured in the same run (round-robin).",
+        "Speedup = SpeechBrain reference p50 / backend p50, measured in the same run (round-robin). CPU ms = process",
+        "CPU time per call (with one thread: the work itself, insensitive to waiting for a core on a shared machine).",
         "",
         "## Latency, one utterance (8 kHz input)",
         "",
-        "| length | backend | p50 ms | p95 ms | p99 ms | speedup | cosine to ref | peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| length | backend | p50 ms | p95 ms | p99 ms | speedup | CPU ms p50 | CPU speedup | cosine to ref "
+        "| peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         *_latency_rows(result),
     ]
     if result.get("throughput"):

@@ -32,7 +32,7 @@ def test_latency_json_has_the_fields_the_issue_specifies(model_dir: Path, fsdd_d
     assert doc["reference_p50_ms"] > 0
     assert doc["production_backend"] in ("fused-int8", "fused-fp32", "fused-bf16")
     r = doc["backends"]["fused-int8"]
-    assert set(r) == {"p50_ms", "p99_ms", "speedup", "cosine_min"}
+    assert {"p50_ms", "p99_ms", "speedup", "cosine_min"} <= set(r)
     assert r["cosine_min"] >= 0.999  # the accuracy guard holds on real speech
 
 
