@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -54,12 +55,13 @@ def engine(model_dir: Path):  # type: ignore[no-untyped-def]
     return EcapaEngine(model_dir, precision="fp32", device="cpu", verify=False)
 
 
-@pytest.fixture()
-def no_lazy_speechbrain_modules() -> Iterator[None]:
-    """Hide SpeechBrain's unloaded lazy placeholder modules from ``sys.modules`` during a hypothesis test.
+@contextmanager
+def _lazy_speechbrain_modules_hidden() -> Iterator[None]:
+    """Hide SpeechBrain's unloaded lazy placeholder modules from ``sys.modules`` for a while.
 
-    Hypothesis scans ``sys.modules`` while generating; SpeechBrain registers lazy placeholders there that import
-    when touched and then fail (k2 is not installed) or warn (warnings are errors here).
+    Hypothesis scans ``sys.modules`` (at collection and while generating); SpeechBrain registers lazy placeholders
+    there that import when touched and then fail (k2 is not installed) or warn (warnings are errors here).
+    Entries imported for real meanwhile are kept; only the placeholders that are still missing come back.
     """
     if "speechbrain" not in sys.modules:
         yield
@@ -76,4 +78,27 @@ def no_lazy_speechbrain_modules() -> Iterator[None]:
     try:
         yield
     finally:
-        sys.modules.update(hidden)
+        for name, mod in hidden.items():
+            sys.modules.setdefault(name, mod)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_collection_modifyitems() -> Iterator[None]:
+    with _lazy_speechbrain_modules_hidden():
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+        with _lazy_speechbrain_modules_hidden():
+            yield
+    else:
+        yield
+
+
+@pytest.fixture()
+def no_lazy_speechbrain_modules() -> Iterator[None]:
+    """For tests that drive hypothesis indirectly (schemathesis): see ``_lazy_speechbrain_modules_hidden``."""
+    with _lazy_speechbrain_modules_hidden():
+        yield

@@ -9,7 +9,6 @@ import io
 import struct
 
 import numpy as np
-import pytest
 import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -42,11 +41,6 @@ def _decode(data: bytes, **kw: object) -> None:
     assert out.samples.dtype == np.float32 and out.samples.ndim == 1 and out.samples.size > 0
     assert np.all(np.isfinite(out.samples)) and np.all(np.abs(out.samples) <= 1.0)
     assert out.samples.size <= LIMITS.max_duration_s * out.sample_rate
-
-
-@pytest.fixture(autouse=True)
-def _hide_lazy_modules(no_lazy_speechbrain_modules: None) -> None:
-    """Hypothesis scans ``sys.modules``; see the shared fixture."""
 
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
