@@ -11,7 +11,7 @@ import soundfile as sf
 
 from voiceauth.config import Settings
 from voiceauth.embedding.fake import FakeEngine
-from voiceauth.errors import AudioError, ModelError
+from voiceauth.errors import AudioError
 from voiceauth.pipeline import Pipeline, default_scoring
 from voiceauth.scoring.base import CosineScorer, Scorer
 from voiceauth.store.models import VerificationAttempt
@@ -90,19 +90,7 @@ def memo_engine(engine):  # type: ignore[no-untyped-def]
 def scoring(request: pytest.FixtureRequest) -> tuple[Scorer, dict[str, float]]:
     if request.param == "cosine":
         return CosineScorer(), dict(COSINE_OPERATING_POINTS)
-    try:
-        scoring = default_scoring(Settings())
-    except ModelError as exc:
-        pytest.skip(f"production scorer files not built yet ({exc})")
-    request.applymarker(
-        pytest.mark.xfail(
-            reason="known defect of the shipped cohort scorer (models/cohort, 2026-11-23): at high_security "
-            "(67.0) it accepts yweweler_b (86.2, cosine 0.37) and nicolas_b (77.6) as george on bundled "
-            "8 kHz FSDD clips; plain cosine rejects them. Remove this mark when the scorer is fixed.",
-            strict=False,
-        )
-    )
-    return scoring
+    return default_scoring(Settings())  # the shipped production scorer (verified against its manifest)
 
 
 @pytest.mark.model

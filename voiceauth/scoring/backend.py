@@ -18,7 +18,27 @@ from voiceauth.scoring.base import Score
 from voiceauth.scoring.calibration import Calibration
 from voiceauth.scoring.normalization import F64, Preprocessor, as_norm, cohort_stats
 
-__all__ = ["ChannelBackend", "CohortScorer"]
+__all__ = ["ChannelBackend", "CohortScorer", "CosineGuard"]
+
+
+@dataclass(frozen=True)
+class CosineGuard:
+    """Caps the calibrated score by what the raw cosine alone supports (a safety bound on normalisation).
+
+    AS-norm and centring measure a probe against the shipped (read-speech) cohort; audio from another domain, such
+    as digit strings that share their words, can get normalised scores far above any cohort impostor although its
+    raw cosine is ordinary (seen: FSDD impostors at raw cosine 0.37 calibrated to 89 of 100). The guard maps raw
+    cosine to the calibrated scale through knots ``(impostor cosine quantile at FAR f, threshold of the operating
+    point with target FAR f)`` measured on the cohort, so a trial whose raw cosine is below the cohort's impostor
+    cosine at an operating point's FAR cannot pass that operating point. The final score is the smaller of the two.
+    """
+
+    cosines: tuple[float, ...]  # increasing raw cosine knots
+    scores: tuple[float, ...]  # calibrated scores at those knots (non-decreasing)
+
+    def __call__(self, raw_cosine: npt.ArrayLike) -> F64:
+        out: F64 = np.interp(np.asarray(raw_cosine, dtype=np.float64), self.cosines, self.scores)
+        return out
 
 
 @dataclass(frozen=True)
@@ -30,6 +50,7 @@ class ChannelBackend:
     cohort: F64  # [m, dim] raw cohort embeddings through this channel
     top_n: int | None  # AS-norm cohort size; None = no AS-norm
     calibration: Calibration
+    guard: CosineGuard | None = None  # set when the channel normalises (see CosineGuard)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_cohort_pp", self.preprocessor(self.cohort))
@@ -46,6 +67,14 @@ class ChannelBackend:
         mu_p, sd_p = cohort_stats(p, cohort, self.top_n)
         return as_norm(s, (mu_e[:, None], sd_e[:, None]), (mu_p[None, :], sd_p[None, :]))
 
+    def calibrated(self, normalized: npt.ArrayLike, raw_cosine: npt.ArrayLike) -> F64:
+        """Calibrated 0-100 score, capped by the raw-cosine guard when the channel has one."""
+        cal: F64 = np.asarray(self.calibration.scale(np.asarray(normalized, dtype=np.float64)), dtype=np.float64)
+        if self.guard is None:
+            return cal
+        capped: F64 = np.minimum(cal, self.guard(raw_cosine))
+        return capped
+
 
 class CohortScorer:
     """The production :class:`~voiceauth.scoring.base.Scorer` (wideband and narrowband back ends)."""
@@ -60,7 +89,8 @@ class CohortScorer:
     def score(self, enrolled: FloatArray, probe: FloatArray, *, narrowband: bool, probe_speech_s: float) -> Score:
         backend = self.backend(narrowband)
         norm = float(backend.normalized_matrix(enrolled, probe)[0, 0])
-        return Score(raw_cosine=cosine(enrolled, probe), normalized=norm, calibrated=backend.calibration(norm))
+        raw = cosine(enrolled, probe)
+        return Score(raw_cosine=raw, normalized=norm, calibrated=float(backend.calibrated(norm, raw)))
 
     def score_matrix(self, embeddings: npt.ArrayLike, *, narrowband: bool) -> tuple[F64, F64, F64]:
         """All-pairs (raw cosine, normalised, calibrated) [n, n] of one set of embeddings (for evaluation)."""
@@ -68,4 +98,5 @@ class CohortScorer:
         unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
         backend = self.backend(narrowband)
         norm = backend.normalized_matrix(x, x)
-        return unit @ unit.T, norm, backend.calibration.scale(norm)
+        raw: F64 = unit @ unit.T
+        return raw, norm, backend.calibrated(norm, raw)

@@ -21,11 +21,11 @@ import numpy as np
 
 import models as _models_pkg
 from voiceauth.errors import ModelChecksumMismatch, ModelFileMissing
-from voiceauth.scoring.backend import ChannelBackend, CohortScorer
+from voiceauth.scoring.backend import ChannelBackend, CohortScorer, CosineGuard
 from voiceauth.scoring.calibration import Calibration
 from voiceauth.scoring.normalization import Preprocessor, l2_normalize
 
-__all__ = ["COHORT_DIR", "load_backend_json", "load_cohort_scorer", "sha256_file", "verify_cohort_dir"]
+__all__ = ["COHORT_DIR", "cosine_guard", "load_backend_json", "load_cohort_scorer", "sha256_file", "verify_cohort_dir"]
 
 COHORT_DIR = Path(_models_pkg.__file__).resolve().parent / "cohort"  # shipped as package data of `models`
 MANIFEST = "MANIFEST.json"
@@ -64,11 +64,42 @@ def load_backend_json(folder: Path = COHORT_DIR, verify: bool = True) -> dict[st
     return data
 
 
-def _channel(name: str, spec: dict[str, Any], arrays: Any) -> ChannelBackend:
+def cosine_guard(cohort: Any, readers: Any, points: dict[str, float], target_far: dict[str, float]) -> CosineGuard:
+    """Knots of the raw-cosine guard from the cohort's different-reader cosines and the operating points."""
+    unit = l2_normalize(np.asarray(cohort, dtype=np.float64))
+    ids = np.asarray(readers)
+    sims = unit @ unit.T
+    iu = np.triu_indices(len(unit), 1)
+    impostor = sims[iu][ids[iu[0]] != ids[iu[1]]]
+    knots = sorted(
+        (float(np.quantile(impostor, 1.0 - target_far[name])), float(points[name]))
+        for name in points
+        if name in target_far
+    )
+    cos = [-1.0] + [c for c, _ in knots] + [1.0]
+    cal = [0.0] + [t for _, t in knots] + [100.0]
+    cal = list(np.maximum.accumulate(cal))  # monotone even if two points cross
+    return CosineGuard(cosines=tuple(cos), scores=tuple(float(x) for x in cal))
+
+
+def _strictest_points(spec: dict[str, Any]) -> dict[str, float]:
+    chans = spec["channels"]
+    names = chans["wideband"]["operating_points"].keys() & chans["narrowband"]["operating_points"].keys()
+    return {n: max(chans["wideband"]["operating_points"][n], chans["narrowband"]["operating_points"][n]) for n in names}
+
+
+def _channel(name: str, spec: dict[str, Any], arrays: Any, points: dict[str, float]) -> ChannelBackend:
     cohort = l2_normalize(np.asarray(arrays[name], dtype=np.float64))
     mean = l2_normalize(cohort).mean(axis=0) if spec["centre"] else None
     projection = np.asarray(arrays[f"{name}_projection"], dtype=np.float64) if spec.get("projection") else None
+    normalises = bool(spec["centre"]) or projection is not None or spec["top_n"] is not None
+    guard = None
+    if normalises and f"{name}_readers" in arrays.files:
+        from voiceauth.scoring.operating_points import TARGET_FAR
+
+        guard = cosine_guard(cohort, arrays[f"{name}_readers"], points, TARGET_FAR)
     return ChannelBackend(
+        guard=guard,
         name=name,
         preprocessor=Preprocessor(mean=mean, projection=projection),
         cohort=cohort,
@@ -81,6 +112,7 @@ def load_cohort_scorer(folder: Path = COHORT_DIR, verify: bool = True) -> Cohort
     """The production scorer from the verified shipped files."""
     spec = load_backend_json(folder, verify=verify)
     with np.load(folder / "cohort.npz", allow_pickle=False) as arrays:
-        wide = _channel("wideband", spec["channels"]["wideband"], arrays)
-        narrow = _channel("narrowband", spec["channels"]["narrowband"], arrays)
+        points = _strictest_points(spec)  # the thresholds decisions use (default_operating_points)
+        wide = _channel("wideband", spec["channels"]["wideband"], arrays, points)
+        narrow = _channel("narrowband", spec["channels"]["narrowband"], arrays, points)
     return CohortScorer(wideband=wide, narrowband=narrow)
