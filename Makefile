@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup model demo test check bench-quick clean
+.PHONY: setup model run demo test check bench-quick clean
 
 # Debian packages the tests need (espeak-ng: IVR prompts and synthetic-speech tests; sox: audio tools;
 # chromium: the console browser test).
@@ -28,6 +28,9 @@ setup: $(STAMP)
 
 model: $(STAMP)
 	$(VENV)/bin/voiceauth models fetch
+
+run: model
+	$(VENV)/bin/voiceauth serve
 
 demo: model
 	$(VENV)/bin/voiceauth demo
