@@ -87,7 +87,8 @@ class AppServices:
         self._waiting = 0
         self._waiting_lock = threading.Lock()
         self._pipeline: Pipeline | None = None
-        self._key_mtime: float | None = None
+        # baseline taken now, when the store's keyring was just loaded: a rotation at any later moment is seen
+        self._key_mtime: float | None = self._key_file_mtime()
         if engine is not None:
             self.attach_engine(engine)
 
@@ -127,14 +128,19 @@ class AppServices:
             self.store.dispose()
 
     # -- data keys: pick up a rotated key file without a restart -------------------------------------------
-    def reload_keys_if_changed(self) -> bool:
+    def _key_file_mtime(self) -> float | None:
         if self.settings.data_key is not None:
+            return None
+        try:
+            return key_file_path(self.settings).stat().st_mtime
+        except OSError:
+            return None
+
+    def reload_keys_if_changed(self) -> bool:
+        mtime = self._key_file_mtime()
+        if mtime is None:
             return False
         path = key_file_path(self.settings)
-        try:
-            mtime = path.stat().st_mtime
-        except OSError:
-            return False
         if self._key_mtime is None:
             self._key_mtime = mtime
             return False
