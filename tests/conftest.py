@@ -102,3 +102,15 @@ def no_lazy_speechbrain_modules() -> Iterator[None]:
     """For tests that drive hypothesis indirectly (schemathesis): see ``_lazy_speechbrain_modules_hidden``."""
     with _lazy_speechbrain_modules_hidden():
         yield
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A scratch PostgreSQL database for this test session (dropped at the end); skips if the server is down."""
+    from voiceauth.store.testing import PostgresUnavailable, postgres_scratch_database
+
+    try:
+        with postgres_scratch_database() as url:
+            yield url
+    except PostgresUnavailable as exc:
+        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({exc}); CI starts it")

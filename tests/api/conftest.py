@@ -8,7 +8,6 @@ rejected. Tests that prove speaker behaviour use the real engine (``test_real_en
 from __future__ import annotations
 
 import io
-import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 
 from voiceauth.api import create_app
 from voiceauth.config import Settings
@@ -27,7 +25,7 @@ from voiceauth.scoring.base import CosineScorer
 from voiceauth.store.db import create_db_engine
 from voiceauth.store.keys import create_api_key
 from voiceauth.store.repo import Store
-from voiceauth.store.testing import FakeClock, PostgresUnavailable, postgres_scratch_database, test_keyring
+from voiceauth.store.testing import FakeClock, postgres_scratch_schema, test_keyring
 from voiceauth.watchlist import COSINE_OPERATING_POINTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,28 +128,11 @@ def make_api(
     store.dispose()
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    try:
-        with postgres_scratch_database() as url:
-            yield url
-    except PostgresUnavailable as exc:
-        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({exc}); CI starts it")
-
-
 @pytest.fixture
 def pg_url(pg_database: str) -> Iterator[str]:
     """A fresh schema in the session's scratch PostgreSQL database."""
-    schema = f"api_{secrets.token_hex(5)}"
-    admin = create_engine(pg_database, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield pg_database + ("&" if "?" in pg_database else "?") + f"options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_scratch_schema(pg_database, prefix="api") as url:
+        yield url
 
 
 @pytest.fixture

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from voiceauth.store.db import create_db_engine
 from voiceauth.store.repo import Store
-from voiceauth.store.testing import FakeClock, PostgresUnavailable, postgres_scratch_database, test_keyring
-
-
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A scratch database for this test session (dropped at the end); skips if the server is unreachable."""
-    try:
-        with postgres_scratch_database() as url:
-            yield url
-    except PostgresUnavailable as exc:
-        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({exc}); CI starts it")
+from voiceauth.store.testing import FakeClock, postgres_scratch_schema, test_keyring
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -29,17 +17,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+pysqlite:///{tmp_path / 'store.db'}"
         return
-    base = request.getfixturevalue("pg_database")
-    schema = f"t_{secrets.token_hex(5)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield base + ("&" if "?" in base else "?") + f"options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_scratch_schema(request.getfixturevalue("pg_database")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -112,3 +112,18 @@ def postgres_scratch_database(admin_url: str = DEFAULT_PG_URL) -> Iterator[str]:
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def postgres_scratch_schema(database_url: str, prefix: str = "t") -> Iterator[str]:
+    """Create a uniquely named schema in ``database_url``; yield a URL whose search_path is that schema; drop it."""
+    schema = f"{prefix}_{secrets.token_hex(5)}"
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield database_url + ("&" if "?" in database_url else "?") + f"options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
