@@ -1,15 +1,16 @@
-"""Reading audio files into mono float32 waveforms (minimal; the telephony front end extends it)."""
+"""Reading audio files into mono float32 waveforms for the command line and offline tools.
+
+Goes through the front end's decoder (:mod:`voiceauth.audio.decode`), so files read here obey the same formats,
+limits and errors as uploads: one place for all audio entering the system.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-
+from voiceauth.audio.decode import DecodeLimits, decode_bytes, read_limited
 from voiceauth.embedding.base import FloatArray
-from voiceauth.errors import AudioDecodeError
 
 __all__ = ["Audio", "load_audio"]
 
@@ -24,9 +25,8 @@ class Audio:
         return float(self.samples.size) / float(self.sample_rate)
 
 
-def load_audio(path: Path, channel: int = 0) -> Audio:
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise AudioDecodeError(f"cannot decode {path}: {exc}; accepted: WAV or FLAC") from exc
-    return Audio(np.ascontiguousarray(data[:, channel]), int(rate))
+def load_audio(path: Path, channel: int | None = None, limits: DecodeLimits | None = None) -> Audio:
+    """Decode a WAV or FLAC file (one channel: ``channel``, default the first); raises ``AudioError`` subclasses."""
+    limits = limits or DecodeLimits()
+    decoded = decode_bytes(read_limited(Path(path), limits), channel=channel, limits=limits)
+    return Audio(decoded.samples, decoded.sample_rate)
