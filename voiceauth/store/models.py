@@ -34,6 +34,7 @@ __all__ = [
     "ConsentRecord",
     "EnrollmentUtterance",
     "Lockout",
+    "ReplayFingerprint",
     "Speaker",
     "SpeakerStatus",
     "StoreMeta",
@@ -124,6 +125,9 @@ class ApiKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The AudioHook HTTP-message-signature secret, AES-256-GCM ciphertext (None: no secret set).
+    audiohook_key_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    audiohook_secret: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
 
 
 class Speaker(Base):
@@ -204,6 +208,18 @@ class VerificationAttempt(Base):
     narrowband: Mapped[bool] = mapped_column(Boolean)
     watchlist_entry_id: Mapped[int | None] = mapped_column(Integer, default=None)
     call_id: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    spoof_score: Mapped[float | None] = mapped_column(Float, default=None)
+    spoof_reason: Mapped[str | None] = mapped_column(String(32), default=None)
+
+
+class ReplayFingerprint(Base):
+    """An attempt's audio fingerprint (for the replay check), pruned beyond ``replay_retention_s``."""
+
+    __tablename__ = "replay_fingerprints"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    speaker_id: Mapped[int] = mapped_column(ForeignKey("speakers.id", ondelete="CASCADE"), index=True)
+    fingerprint: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
 
 
