@@ -38,6 +38,7 @@ from voiceauth.store.models import (
     ConsentRecord,
     EnrollmentUtterance,
     Lockout,
+    ReplayFingerprint,
     Speaker,
     SpeakerStatus,
     StoreMeta,
@@ -219,6 +220,7 @@ class StoreTx:
         """Delete the speaker's biometric data, withdraw consent; later verifications answer OPTED_OUT."""
         self.clear_enrollment(speaker)
         self.session.execute(delete(Lockout).where(Lockout.speaker_id == speaker.id))
+        self.session.execute(delete(ReplayFingerprint).where(ReplayFingerprint.speaker_id == speaker.id))
         now = self.clock()
         for c in self.session.execute(
             select(ConsentRecord).where(ConsentRecord.speaker_id == speaker.id, ConsentRecord.withdrawn_at.is_(None))
@@ -324,6 +326,27 @@ class StoreTx:
             self.session.add(row)
             self.session.flush()
         return row
+
+    # -- replay fingerprints (anti-spoofing) ---------------------------------------------------------------
+    def replay_history(self, speaker: Speaker, *, retention_s: float) -> list[tuple[dt.datetime, bytes]]:
+        """The speaker's stored attempt fingerprints, oldest first; rows older than ``retention_s`` are deleted."""
+        cutoff = self.clock() - dt.timedelta(seconds=retention_s)
+        self.session.execute(
+            delete(ReplayFingerprint).where(
+                ReplayFingerprint.speaker_id == speaker.id, ReplayFingerprint.created_at < cutoff
+            )
+        )
+        rows = self.session.execute(
+            select(ReplayFingerprint)
+            .where(ReplayFingerprint.speaker_id == speaker.id)
+            .order_by(ReplayFingerprint.created_at, ReplayFingerprint.id)
+        ).scalars()
+        return [(r.created_at, r.fingerprint) for r in rows]
+
+    def add_replay_fingerprint(self, speaker: Speaker, fingerprint: bytes) -> None:
+        """Store one attempt's fingerprint (``replay.Fingerprint.to_bytes()``); never audio or embeddings."""
+        self.session.add(ReplayFingerprint(speaker_id=speaker.id, fingerprint=fingerprint, created_at=self.clock()))
+        self.session.flush()
 
     # -- watchlist -----------------------------------------------------------------------------------------
     def add_watchlist_entry(self, tenant_id: int, label: str, embedding: FloatArray, *, actor: str) -> int:
