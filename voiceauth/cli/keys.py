@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from pathlib import Path
 
@@ -26,15 +28,26 @@ def create(
     tenant: str = typer.Option(..., "--tenant", help="Tenant name (created when it does not exist)."),
     role: str = typer.Option(..., "--role", help=f"One of {_ROLES}."),
     label: str = typer.Option("", "--label", help="A note to tell keys apart."),
+    audiohook_secret: str | None = typer.Option(
+        None,
+        "--audiohook-secret",
+        help="The AudioHook client secret (base64), stored encrypted; AudioHook streams of this key must be signed.",
+    ),
     data_dir: Path | None = DATA_DIR,
 ) -> None:
     """Create an API key and print it once, on the last line (it is stored only as a hash)."""
     with user_errors():
+        secret = None
+        if audiohook_secret is not None:
+            try:
+                secret = base64.b64decode(audiohook_secret, validate=True)
+            except binascii.Error as exc:
+                raise ConfigError("--audiohook-secret is not valid base64; pass the secret base64-encoded") from exc
         store = open_store(settings_for(data_dir))
         try:
             with store.transaction() as tx:
                 t = tx.get_or_create_tenant(tenant, actor="cli")
-                row, key = create_api_key(tx, t.id, role, label=label, actor="cli")
+                row, key = create_api_key(tx, t.id, role, label=label, actor="cli", audiohook_secret=secret)
         finally:
             store.dispose()
     typer.echo(f"created {row.role} key {row.prefix} for tenant {tenant!r} (shown once; keep it secret):")

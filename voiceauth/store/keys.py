@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from sqlalchemy import select
@@ -51,6 +51,8 @@ class ApiPrincipal:
     role: Role
     tenant_id: int
     tenant: str
+    #: the key's AudioHook signature secret (decrypted), or None when none is set
+    audiohook_secret: bytes | None = field(default=None, repr=False)
 
     @property
     def actor(self) -> str:
@@ -69,11 +71,29 @@ def _parse_role(role: str) -> Role:
         raise StoreError(f"role {role!r} is not valid; use one of {', '.join(r.value for r in Role)}") from exc
 
 
-def create_api_key(tx: StoreTx, tenant_id: int, role: str, *, label: str = "", actor: str) -> tuple[ApiKey, str]:
-    """A new key for ``tenant_id`` -> (row, the key in clear: show it once, it is not kept)."""
+def _audiohook_aad(row_id: int) -> bytes:
+    return f"voiceauth:api_keys.audiohook_secret:{row_id}".encode()
+
+
+def create_api_key(
+    tx: StoreTx,
+    tenant_id: int,
+    role: str,
+    *,
+    label: str = "",
+    actor: str,
+    audiohook_secret: bytes | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key for ``tenant_id`` -> (row, the key in clear: show it once, it is not kept).
+
+    ``audiohook_secret`` (the AudioHook client secret, raw bytes) is stored encrypted with the data keyring; the
+    AudioHook route then refuses requests of this key that are not signed with it.
+    """
     r = _parse_role(role)
     if len(label) > 128:
         raise StoreError(f"key label of {len(label)} characters is too long; use at most 128")
+    if audiohook_secret is not None and not 16 <= len(audiohook_secret) <= 256:
+        raise StoreError(f"AudioHook secret of {len(audiohook_secret)} bytes; use 16 to 256 bytes")
     prefix = secrets.token_hex(4)
     key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     row = ApiKey(
@@ -81,6 +101,9 @@ def create_api_key(tx: StoreTx, tenant_id: int, role: str, *, label: str = "", a
     )
     tx.session.add(row)
     tx.session.flush()
+    if audiohook_secret is not None:
+        row.audiohook_key_id, row.audiohook_secret = tx.keyring.encrypt(audiohook_secret, _audiohook_aad(row.id))
+        tx.session.flush()
     tx.audit("key.create", actor=actor, tenant_id=tenant_id, details={"key": prefix, "role": r.value, "label": label})
     return row, key
 
@@ -99,7 +122,10 @@ def authenticate(tx: StoreTx, key: str) -> ApiPrincipal | None:
     now = tx.clock()
     if row.last_used_at is None or now - row.last_used_at >= _TOUCH_EVERY:
         row.last_used_at = now
-    return ApiPrincipal(row.id, row.prefix, Role(row.role), tenant.id, tenant.name)
+    secret = None
+    if row.audiohook_secret is not None and row.audiohook_key_id is not None:
+        secret = tx.keyring.decrypt(row.audiohook_key_id, row.audiohook_secret, _audiohook_aad(row.id))
+    return ApiPrincipal(row.id, row.prefix, Role(row.role), tenant.id, tenant.name, secret)
 
 
 def list_api_keys(tx: StoreTx, tenant_id: int) -> list[ApiKey]:
