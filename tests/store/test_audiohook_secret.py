@@ -6,11 +6,13 @@ import base64
 import secrets
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 
 from ivr.routes import ServicesKeys
 from voiceauth.errors import StoreError
+from voiceauth.store.crypto import Keyring
 from voiceauth.store.keys import ApiPrincipal, authenticate, create_api_key
 from voiceauth.store.models import ApiKey
 from voiceauth.store.repo import Store
@@ -44,3 +46,17 @@ def test_too_short_secret_is_refused(store: Store) -> None:
         t = tx.get_or_create_tenant("acme")
         with pytest.raises(StoreError, match="16 to 256"):
             create_api_key(tx, t.id, "telephony", actor="test", audiohook_secret=b"short")
+
+
+def test_data_key_rotation_reencrypts_the_secret(store: Store) -> None:
+    secret = secrets.token_bytes(32)
+    with store.transaction() as tx:
+        t = tx.get_or_create_tenant("acme")
+        _, key = create_api_key(tx, t.id, "telephony", actor="test", audiohook_secret=secret)
+    old_key, new_key = np.random.default_rng(7).bytes(32), np.random.default_rng(8).bytes(32)
+    rotating = Store(store.engine, Keyring([new_key, old_key]), clock=store.clock)
+    assert rotating.reencrypt() == 1
+    only_new = Store(store.engine, Keyring([new_key]), clock=store.clock)
+    with only_new.transaction() as tx:
+        principal = authenticate(tx, key)
+    assert principal is not None and principal.audiohook_secret == secret

@@ -35,6 +35,7 @@ from voiceauth.store import audit as _audit
 from voiceauth.store.crypto import Keyring, load_keyring
 from voiceauth.store.db import create_db_engine, database_url, migrate
 from voiceauth.store.models import (
+    ApiKey,
     ConsentRecord,
     EnrollmentUtterance,
     Lockout,
@@ -445,7 +446,28 @@ class Store:
                 total += len(rows)
                 if len(rows) < batch:
                     break
+        total += self._reencrypt_audiohook_secrets(actor=actor)
         return total
+
+    def _reencrypt_audiohook_secrets(self, *, actor: str) -> int:
+        """API keys' AudioHook secrets (few rows: one transaction); same AAD as ``store.keys``."""
+        with self.transaction() as tx:
+            rows = list(
+                tx.session.execute(
+                    select(ApiKey)
+                    .where(ApiKey.audiohook_secret.is_not(None), ApiKey.audiohook_key_id != self.keyring.active_id)
+                    .with_for_update()
+                ).scalars()
+            )
+            for r in rows:
+                aad = _aad("api_keys.audiohook_secret", r.id)
+                if r.audiohook_key_id is None or r.audiohook_secret is None:
+                    continue
+                plain = self.keyring.decrypt(r.audiohook_key_id, r.audiohook_secret, aad)
+                r.audiohook_key_id, r.audiohook_secret = self.keyring.encrypt(plain, aad)
+            if rows:
+                tx.audit("data_key.reencrypt", actor=actor, details={"table": "api_keys", "rows": len(rows)})
+        return len(rows)
 
     def purge_expired(self, *, actor: str = "system") -> int:
         """Delete voiceprints (and their utterances) past their expiry; their speakers become EXPIRED."""
