@@ -17,7 +17,14 @@ from voiceauth.store.db import create_db_engine
 from voiceauth.store.models import AuditEvent, VerificationAttempt
 from voiceauth.store.repo import Store
 from voiceauth.store.testing import FakeClock, test_keyring
-from voiceauth.verification import Decision, LockoutPolicy, VerificationPolicy, Verifier, precheck
+from voiceauth.verification import (
+    Decision,
+    LockoutPolicy,
+    SpoofOutcome,
+    VerificationPolicy,
+    Verifier,
+    precheck,
+)
 from voiceauth.watchlist import COSINE_OPERATING_POINTS
 
 Q = Quality(net_speech_s=4.0, snr_db=30.0, clipping_ratio=0.0, level_dbfs=-20.0)
@@ -71,6 +78,16 @@ def test_every_result_state_is_reached(
         reached[r.decision] = r
         return r.decision
 
+    replayed = v.verify(
+        "acme",
+        "alice",
+        voice(alice, rng),
+        net_speech_s=4.0,
+        narrowband=True,
+        spoof_check=lambda history: SpoofOutcome(suspected=True, enforced=True, score=1.0, reason="replay"),
+    )
+    reached[replayed.decision] = replayed
+    assert replayed.decision == Decision.SPOOF_SUSPECTED
     assert check("alice", voice(alice, rng)) == Decision.ACCEPT
     assert check("alice", voice(mallory, rng)) == Decision.REJECT
     assert check("alice", voice(alice, rng), speech=2.9) == Decision.NOT_ENOUGH_SPEECH
@@ -93,7 +110,7 @@ def test_every_result_state_is_reached(
     assert set(reached) == set(Decision)
     accept = reached[Decision.ACCEPT]
     assert accept.score is not None and accept.raw_score is not None and accept.threshold == 80.0  # type: ignore[attr-defined]
-    assert store.count_rows(VerificationAttempt) == 15
+    assert store.count_rows(VerificationAttempt) == 16
     assert store.verify_audit_chain().ok
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -20,13 +20,15 @@ import numpy as np
 from voiceauth.config import Settings
 from voiceauth.embedding.base import FloatArray
 from voiceauth.scoring.base import Scorer
-from voiceauth.store.models import Speaker, SpeakerStatus, VerificationAttempt
+from voiceauth.store.models import Lockout, Speaker, SpeakerStatus, VerificationAttempt
 from voiceauth.store.repo import Store, StoredVoiceprint, StoreTx
 from voiceauth.watchlist import WatchlistHit, resolve_threshold, search_watchlist
 
 __all__ = [
     "Decision",
     "LockoutPolicy",
+    "SpoofCheck",
+    "SpoofOutcome",
     "VerificationPolicy",
     "VerificationResult",
     "Verifier",
@@ -44,6 +46,22 @@ class Decision(StrEnum):
     OPTED_OUT = "OPTED_OUT"
     EXPIRED = "EXPIRED"
     LOCKED_OUT = "LOCKED_OUT"
+    SPOOF_SUSPECTED = "SPOOF_SUSPECTED"  # a failure like REJECT (counts toward lockout)
+
+
+@dataclass(frozen=True)
+class SpoofOutcome:
+    """What the anti-spoofing check said about a probe (``antispoof.check`` verdict, reduced)."""
+
+    suspected: bool
+    enforced: bool  # False in monitor mode: scored and audited, decision unchanged
+    score: float | None = None
+    reason: str | None = None  # "replay" | "synthetic"
+    fingerprint: bytes | None = None  # ``replay.Fingerprint.to_bytes()``, stored on every attempt
+
+
+#: runs inside the verification transaction, given the speaker's recent fingerprints ``[(created_at, bytes)]``
+SpoofCheck = Callable[[list[tuple[dt.datetime, bytes]]], SpoofOutcome]
 
 
 @dataclass(frozen=True)
@@ -152,6 +170,8 @@ class Verifier:
         narrowband: bool,
         call_id: str = "",
         actor: str = "",
+        spoof_check: SpoofCheck | None = None,
+        replay_retention_s: float = 30 * 86400.0,
     ) -> VerificationResult:
         """``probe`` may be None when the audio had too little speech to embed."""
         p = self.policy
@@ -188,10 +208,18 @@ class Verifier:
                 )
             score = None
             locked_until = lock.locked_until if lock is not None and decision == Decision.LOCKED_OUT else None
+            spoof = None
+            if decision is None and spoof_check is not None and spk is not None:
+                spoof = spoof_check(tx.replay_history(spk, retention_s=replay_retention_s))
+                if spoof.fingerprint is not None:
+                    tx.add_replay_fingerprint(spk, spoof.fingerprint)
             if decision is None:
                 assert spk is not None and vp is not None and lock is not None and probe is not None
                 score = self.scorer.score(vp.embedding, probe, narrowband=narrowband, probe_speech_s=net_speech_s)
-                if score.calibrated >= threshold:
+                if spoof is not None and spoof.suspected and spoof.enforced:
+                    decision = Decision.SPOOF_SUSPECTED
+                    self._fail(tx, spk, lock, now)
+                elif score.calibrated >= threshold:
                     decision = Decision.ACCEPT
                     lock.consecutive_failures, lock.locked_until, lock.updated_at = 0, None, now
                     tx.touch_voiceprint(spk, retention=p.retention)
@@ -199,12 +227,7 @@ class Verifier:
                         self._adapt(tx, spk, probe, vp)
                 else:
                     decision = Decision.REJECT
-                    lock.consecutive_failures += 1
-                    lock.updated_at = now
-                    until, disable = p.lockout.after_failure(lock.consecutive_failures, now)
-                    lock.locked_until = until
-                    if disable:
-                        tx.set_voice_disabled(spk, True, actor="lockout")
+                    self._fail(tx, spk, lock, now)
             attempt = VerificationAttempt(
                 tenant_id=t.id,
                 speaker_id=spk.id if spk is not None else None,
@@ -219,12 +242,21 @@ class Verifier:
                 watchlist_entry_id=hit.entry_id if hit else None,
                 call_id=call_id,
                 created_at=now,
+                spoof_score=spoof.score if spoof is not None else None,
+                spoof_reason=(spoof.reason if spoof is not None and spoof.suspected else None),
             )
             tx.session.add(attempt)
             tx.session.flush()
             details = {"attempt": attempt.id, "decision": decision.value, "call_id": call_id}
             if hit is not None:
                 details["watchlist_entry"] = hit.entry_id
+            if spoof is not None:  # the audit is security-only; telephony responses carry the decision alone
+                details["spoof_suspected"] = spoof.suspected
+                details["spoof_enforced"] = spoof.enforced
+                if spoof.score is not None:
+                    details["spoof_score"] = round(float(spoof.score), 4)
+                if spoof.reason is not None and spoof.suspected:
+                    details["spoof_reason"] = spoof.reason
             if spk is not None:
                 tx.audit("verify", actor=actor, speaker=spk, outcome=decision.value, details=details)
             else:
@@ -249,6 +281,15 @@ class Verifier:
                 locked_until=locked_until,
                 attempt_id=attempt.id,
             )
+
+    def _fail(self, tx: StoreTx, spk: Speaker, lock: Lockout, now: dt.datetime) -> None:
+        """One more consecutive failure (REJECT or SPOOF_SUSPECTED): lockout and, at the limit, voice disabled."""
+        lock.consecutive_failures += 1
+        lock.updated_at = now
+        until, disable = self.policy.lockout.after_failure(lock.consecutive_failures, now)
+        lock.locked_until = until
+        if disable:
+            tx.set_voice_disabled(spk, True, actor="lockout")
 
     def _adapt(self, tx: StoreTx, spk: Speaker, probe: FloatArray, vp: StoredVoiceprint) -> None:
         w = self.policy.adapt_weight
