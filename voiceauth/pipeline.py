@@ -13,6 +13,7 @@ Audio is embedded only when it is good enough to be used; it is never stored.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from voiceauth.config import Settings
 from voiceauth.embedding.base import EmbeddingEngine, FloatArray
 from voiceauth.scoring.base import CosineScorer, Scorer
 from voiceauth.store.repo import Clock, Store, open_store, utcnow
-from voiceauth.verification import VerificationPolicy, VerificationResult, Verifier
+from voiceauth.verification import SpoofCheck, SpoofOutcome, VerificationPolicy, VerificationResult, Verifier
 from voiceauth.watchlist import COSINE_OPERATING_POINTS
 
 __all__ = ["AudioInput", "FrontEndLike", "Pipeline", "default_scoring"]
@@ -61,6 +62,9 @@ class Pipeline:
     verifier: Verifier
     frontend: FrontEndLike | None = None
     min_verify_speech_s: float = 3.0
+    replay_check: bool = False  # from_settings: Settings.replay_check
+    replay_retention_s: float = 30 * 86_400.0
+    replay_max_ber: float | None = None  # None: the replay module's default
 
     @classmethod
     def from_settings(
@@ -100,6 +104,9 @@ class Pipeline:
             verifier=Verifier(store, scorer, operating_points, vpol),
             frontend=frontend,
             min_verify_speech_s=vpol.min_speech_s,
+            replay_check=settings.replay_check,
+            replay_retention_s=settings.replay_retention_s,
+            replay_max_ber=settings.replay_max_ber,
         )
 
     @property
@@ -150,5 +157,43 @@ class Pipeline:
         speech_s = utt.quality.net_speech_s
         emb = self.embed(utt) if speech_s >= self.min_verify_speech_s and utt.speech.size > 0 else None
         return self.verifier.verify(
-            tenant, external_ref, emb, net_speech_s=speech_s, narrowband=utt.narrowband, call_id=call_id, actor=actor
+            tenant,
+            external_ref,
+            emb,
+            net_speech_s=speech_s,
+            narrowband=utt.narrowband,
+            call_id=call_id,
+            actor=actor,
+            spoof_check=self.spoof_check(utt.speech) if emb is not None else None,
+            replay_retention_s=self.replay_retention_s,
         )
+
+    def spoof_check(self, speech_16k: FloatArray) -> SpoofCheck | None:
+        """The replay check of ``speech_16k`` (16 kHz speech) against the speaker's earlier attempts, or None
+        when disabled. The AASIST synthetic-speech countermeasure is not wired here yet."""
+        if not self.replay_check or speech_16k.size == 0:
+            return None
+        from voiceauth.antispoof.check import assess
+        from voiceauth.antispoof.replay import Fingerprint
+
+        retention_s, max_ber, clock = self.replay_retention_s, self.replay_max_ber, self.store.clock
+
+        def check(history: list[tuple[dt.datetime, bytes]]) -> SpoofOutcome:
+            extra = {} if max_ber is None else {"max_ber": max_ber}
+            verdict = assess(
+                speech_16k,
+                countermeasure=None,
+                history=[(ts.timestamp(), Fingerprint.from_bytes(b)) for ts, b in history],
+                now=clock().timestamp(),
+                retention_s=retention_s,
+                **extra,
+            )
+            return SpoofOutcome(
+                suspected=verdict.suspected,
+                enforced=True,
+                score=verdict.score,
+                reason=verdict.reason,
+                fingerprint=verdict.fingerprint.to_bytes(),
+            )
+
+        return check
