@@ -63,6 +63,7 @@ def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "verify_min_speech_s": 3.0,
         "api_rate_limit_burst": 10_000,
         "api_rate_limit_per_minute": 600_000.0,
+        "replay_check": False,  # these tests reuse bundled recordings; tests/api/test_spoof.py turns it on
     }
     base.update(overrides)
     return Settings(**base)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from sqlalchemy import select
 
@@ -10,7 +11,8 @@ from tests.api.conftest import Api, sample
 from voiceauth.store.models import AuditEvent
 
 
-def test_replayed_upload_is_spoof_suspected_and_scores_stay_off_telephony(api: Api) -> None:
+def test_replayed_upload_is_spoof_suspected_and_scores_stay_off_telephony(api_factory: Callable[..., Api]) -> None:
+    api = api_factory(replay_check=True)
     assert api.register("cust-r").status_code == 201
     assert api.enroll("cust-r", sample("george_a")).json()["enrolled"] is True
     first = api.verify("cust-r", sample("george_b"))
