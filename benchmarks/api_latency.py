@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import numpy as np
@@ -75,7 +75,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="voiceauth-bench-"))
     # the production scorer when its cohort files are shipped, else the plain-cosine baseline (reported)
-    backend = "cohort" if (COHORT_DIR / "MANIFEST.json").is_file() else "cosine"
+    backend: Literal["cohort", "cosine"] = "cohort" if (COHORT_DIR / "MANIFEST.json").is_file() else "cosine"
     settings = Settings(
         data_dir=tmp,
         scoring_backend=backend,

@@ -26,7 +26,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import soundfile as sf
@@ -51,12 +51,12 @@ def _single_thread() -> None:
         pass
 
 
-def _setup(home: Path, engine: Any):  # type: ignore[no-untyped-def]
+def _setup(home: Path, engine: Any) -> Any:
     from voiceauth.config import Settings
     from voiceauth.pipeline import Pipeline
     from voiceauth.scoring.shipped import COHORT_DIR
 
-    scoring = "cohort" if (COHORT_DIR / "MANIFEST.json").is_file() else "cosine"
+    scoring: Literal["cohort", "cosine"] = "cohort" if (COHORT_DIR / "MANIFEST.json").is_file() else "cosine"
     settings = Settings(
         home=home,
         scoring_backend=scoring,
@@ -119,8 +119,8 @@ def single_call_latency(n_per_speaker: int = 2) -> dict[str, Any]:
                     "evaluations": sv.evaluations,
                 }
             )
-    lat = [r["latency_ms"] for r in rows]
-    ref = [r["reference_embed_ms"] for r in rows]
+    lat = [float(r["latency_ms"]) for r in rows]
+    ref = [float(r["reference_embed_ms"]) for r in rows]
     return {
         "rows": rows,
         "median_ms": statistics.median(lat),
@@ -200,6 +200,7 @@ def concurrency(levels: list[int], workers: int) -> list[dict[str, Any]]:
         audios = [digits(s, STRINGS[k % len(STRINGS)], 40 + k) for k, s in enumerate(SPEAKERS)]
         out = []
         for n in levels:
+            assert proc.pid is not None
             cpu0 = _cpu_s(proc.pid)
             row = asyncio.run(_level(url, n, audios))
             row["server_cpu_s_per_call"] = (_cpu_s(proc.pid) - cpu0) / n

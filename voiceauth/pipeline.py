@@ -174,19 +174,18 @@ class Pipeline:
         if not self.replay_check or speech_16k.size == 0:
             return None
         from voiceauth.antispoof.check import assess
-        from voiceauth.antispoof.replay import Fingerprint
+        from voiceauth.antispoof.replay import DEFAULT_MAX_BER, Fingerprint
 
         retention_s, max_ber, clock = self.replay_retention_s, self.replay_max_ber, self.store.clock
 
         def check(history: list[tuple[dt.datetime, bytes]]) -> SpoofOutcome:
-            extra = {} if max_ber is None else {"max_ber": max_ber}
             verdict = assess(
                 speech_16k,
                 countermeasure=None,
                 history=[(ts.timestamp(), Fingerprint.from_bytes(b)) for ts, b in history],
                 now=clock().timestamp(),
                 retention_s=retention_s,
-                **extra,
+                max_ber=DEFAULT_MAX_BER if max_ber is None else max_ber,
             )
             return SpoofOutcome(
                 suspected=verdict.suspected,

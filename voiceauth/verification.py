@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
@@ -247,7 +248,7 @@ class Verifier:
             )
             tx.session.add(attempt)
             tx.session.flush()
-            details = {"attempt": attempt.id, "decision": decision.value, "call_id": call_id}
+            details: dict[str, Any] = {"attempt": attempt.id, "decision": decision.value, "call_id": call_id}
             if hit is not None:
                 details["watchlist_entry"] = hit.entry_id
             if spoof is not None:  # the audit is security-only; telephony responses carry the decision alone
