@@ -25,9 +25,7 @@ def model_copy(model_dir: Path, tmp_path: Path) -> Path:
 def test_real_files_match_pins(model_dir: Path) -> None:
     hashes = verify_dir(model_dir)
     assert set(hashes) == {f.name for f in ECAPA.files}
-    assert (
-        hashes["embedding_model.ckpt"] == "0575cb64845e6b9a10db9bcb74d5ac32b326b8dc90352671d345e2ee3d0126a2"
-    )
+    assert hashes["embedding_model.ckpt"] == "0575cb64845e6b9a10db9bcb74d5ac32b326b8dc90352671d345e2ee3d0126a2"
     assert (model_dir / "embedding_model.ckpt").stat().st_size == 83_316_686
 
 
