@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -27,12 +27,12 @@ from voiceauth.embedding.base import EMBEDDING_DIM, FloatArray
 from voiceauth.embedding.precision import resolve_device, resolve_precision
 from voiceauth.errors import EmbeddingError, ModelError
 
-__all__ = ["MODEL_SAMPLE_RATE", "EcapaEngine", "to_model_rate"]
+__all__ = ["MIN_SAMPLES", "MODEL_SAMPLE_RATE", "EcapaEngine", "load_checkpoint", "prepare_waveform", "to_model_rate"]
 
 log = logging.getLogger(__name__)
 
 MODEL_SAMPLE_RATE = 16000
-_MIN_SAMPLES = 1600  # 0.1 s at 16 kHz: below this ECAPA's receptive field sees mostly padding
+MIN_SAMPLES = 1600  # 0.1 s at 16 kHz: below this ECAPA's receptive field sees mostly padding
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -41,6 +41,35 @@ def to_model_rate(wav: torch.Tensor, sample_rate: int) -> torch.Tensor:
     if sample_rate == MODEL_SAMPLE_RATE:
         return wav
     return AF.resample(wav, sample_rate, MODEL_SAMPLE_RATE)
+
+
+def load_checkpoint(ckpt: Path) -> dict[str, Any]:
+    """The ECAPA state dict (tensors only: ``weights_only=True``); a damaged file is a ModelError naming it."""
+    try:
+        state: dict[str, Any] = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for damaged pickles
+        raise ModelError(f"could not load {ckpt}: {exc}") from exc
+    return state
+
+
+def prepare_waveform(
+    wav: FloatArray, sample_rate: int, resample: Callable[[torch.Tensor, int], torch.Tensor]
+) -> torch.Tensor:
+    """Validate one mono waveform and bring it to 16 kHz with ``resample``; typed errors for unusable input."""
+    arr = np.asarray(wav)
+    if arr.ndim != 1:
+        raise EmbeddingError(f"expected a mono waveform (1-D array), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise EmbeddingError("waveform contains NaN or Inf samples")
+    if sample_rate <= 0:
+        raise EmbeddingError(f"sample rate {sample_rate} Hz is not valid; give the waveform's rate in Hz (> 0)")
+    t = resample(torch.from_numpy(arr.astype(np.float32, copy=False)), sample_rate)
+    if t.numel() < MIN_SAMPLES:
+        raise EmbeddingError(
+            f"waveform too short to embed: {t.numel() / MODEL_SAMPLE_RATE:.3f} s, need at least "
+            f"{MIN_SAMPLES / MODEL_SAMPLE_RATE:.1f} s"
+        )
+    return t
 
 
 class EcapaEngine:
@@ -77,10 +106,7 @@ class EcapaEngine:
             lin_neurons=EMBEDDING_DIM,
         )
         ckpt = model_dir / "embedding_model.ckpt"
-        try:
-            state: dict[str, Any] = torch.load(ckpt, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for damaged pickles
-            raise ModelError(f"could not load {ckpt}: {exc}") from exc
+        state = load_checkpoint(ckpt)
         missing, unexpected = self.model.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise ModelError(
@@ -118,18 +144,7 @@ class EcapaEngine:
     # -- internals ---------------------------------------------------------------------------------------
 
     def _prepare(self, wav: FloatArray, sample_rate: int) -> torch.Tensor:
-        arr = np.asarray(wav)
-        if arr.ndim != 1:
-            raise EmbeddingError(f"expected a mono waveform (1-D array), got shape {arr.shape}")
-        if not np.all(np.isfinite(arr)):
-            raise EmbeddingError("waveform contains NaN or Inf samples")
-        t = to_model_rate(torch.from_numpy(arr.astype(np.float32, copy=False)), sample_rate)
-        if t.numel() < _MIN_SAMPLES:
-            raise EmbeddingError(
-                f"waveform too short to embed: {t.numel() / MODEL_SAMPLE_RATE:.3f} s, need at least "
-                f"{_MIN_SAMPLES / MODEL_SAMPLE_RATE:.1f} s"
-            )
-        return t
+        return prepare_waveform(wav, sample_rate, to_model_rate)
 
     def _autocast(self) -> Any:
         dtype = _AUTOCAST_DTYPES.get(self.precision)

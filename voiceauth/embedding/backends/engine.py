@@ -26,15 +26,15 @@ from models.registry import ECAPA
 from voiceauth.embedding.backends.fused import FusedEcapa
 from voiceauth.embedding.backends.int8 import int8_available, quantize_model
 from voiceauth.embedding.base import EMBEDDING_DIM, FloatArray
+from voiceauth.embedding.ecapa import MODEL_SAMPLE_RATE, load_checkpoint, prepare_waveform
 from voiceauth.embedding.precision import cpu_has_bf16, resolve_device
-from voiceauth.errors import ConfigError, EmbeddingError, ModelError
+from voiceauth.errors import ConfigError
 
 __all__ = ["MODES", "FusedEngine", "resolve_mode"]
 
 log = logging.getLogger(__name__)
 
-MODEL_SAMPLE_RATE = 16000
-_MIN_SAMPLES = 1600  # 0.1 s at 16 kHz, as EcapaEngine
+
 MODES = ("auto", "fp32", "int8", "bf16", "fp16")
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -84,10 +84,7 @@ class FusedEngine:
         self.max_pad_ratio = max_pad_ratio
         self.max_batch_frames = max_batch_frames
         ckpt = model_dir / "embedding_model.ckpt"
-        try:
-            state: dict[str, Any] = torch.load(ckpt, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for damaged pickles
-            raise ModelError(f"could not load {ckpt}: {exc}") from exc
+        state = load_checkpoint(ckpt)
         model = FusedEcapa(state).eval()
         if self.precision == "int8":
             quantize_model(model)
@@ -140,8 +137,6 @@ class FusedEngine:
     def _resample(self, wav: torch.Tensor, sample_rate: int) -> torch.Tensor:
         if sample_rate == MODEL_SAMPLE_RATE:
             return wav
-        if sample_rate <= 0:
-            raise EmbeddingError(f"sample rate {sample_rate} Hz is not valid; give the waveform's rate in Hz (> 0)")
         rs = self._resamplers.get(sample_rate)
         if rs is None:  # same kernel as torchaudio.functional.resample, computed once per rate
             rs = self._resamplers[sample_rate] = T.Resample(sample_rate, MODEL_SAMPLE_RATE)
@@ -149,18 +144,7 @@ class FusedEngine:
         return out
 
     def _prepare(self, wav: FloatArray, sample_rate: int) -> torch.Tensor:
-        arr = np.asarray(wav)
-        if arr.ndim != 1:
-            raise EmbeddingError(f"expected a mono waveform (1-D array), got shape {arr.shape}")
-        if not np.all(np.isfinite(arr)):
-            raise EmbeddingError("waveform contains NaN or Inf samples")
-        t = self._resample(torch.from_numpy(arr.astype(np.float32, copy=False)), sample_rate)
-        if t.numel() < _MIN_SAMPLES:
-            raise EmbeddingError(
-                f"waveform too short to embed: {t.numel() / MODEL_SAMPLE_RATE:.3f} s, need at least "
-                f"{_MIN_SAMPLES / MODEL_SAMPLE_RATE:.1f} s"
-            )
-        return t
+        return prepare_waveform(wav, sample_rate, self._resample)
 
     def _groups(self, sizes: list[int]) -> list[list[int]]:
         """Indices grouped by similar length (sorted, longest/shortest <= max_pad_ratio, bounded size)."""
