@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -31,6 +32,8 @@ __all__ = [
     "AuditEvent",
     "AuditHead",
     "Base",
+    "CallRecord",
+    "CallerNumber",
     "ConsentRecord",
     "EnrollmentUtterance",
     "Lockout",
@@ -221,6 +224,54 @@ class ReplayFingerprint(Base):
     speaker_id: Mapped[int] = mapped_column(ForeignKey("speakers.id", ondelete="CASCADE"), index=True)
     fingerprint: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class CallRecord(Base):
+    """One telephony call's outcome (``GET /v1/calls``): decisions and timings; scores only in ``details``."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "call_id", name="uq_calls_tenant_call"),
+        Index("ix_calls_tenant_speaker_started", "tenant_id", "speaker_ref", "started_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    call_id: Mapped[str] = mapped_column(String(128))  # Twilio callSid, AudioHook session id, L16 call id
+    protocol: Mapped[str] = mapped_column(String(16))
+    speaker_ref: Mapped[str] = mapped_column(String(256), default="")  # the claimed customer reference
+    speaker_id: Mapped[int | None] = mapped_column(
+        ForeignKey("speakers.id", ondelete="CASCADE"), default=None, index=True
+    )
+    decision: Mapped[str | None] = mapped_column(String(32), default=None)  # telephony decision; None: undecided
+    speech_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    decided_at_ms: Mapped[int | None] = mapped_column(Integer, default=None)  # ms of call audio when decided
+    method: Mapped[str] = mapped_column(String(16), default="")  # voice | pin | ""
+    flow_outcome: Mapped[str] = mapped_column(String(32), default="")
+    reason: Mapped[str] = mapped_column(String(64), default="")  # why the call ended
+    details: Mapped[str] = mapped_column(Text, default="{}")  # staff-only JSON (score, threshold...), no audio
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class CallerNumber(Base):
+    """A tenant's calling number (ANI) -> speaker mapping; the number only as keyed hash and ciphertext.
+
+    ``number_hash`` is HMAC-SHA256 of the normalised number under a key derived from data key ``hash_key_id``
+    (lookups try every key of the keyring); ``number`` is its AES-256-GCM ciphertext (for masked listings and
+    re-hashing after a data-key rotation).
+    """
+
+    __tablename__ = "caller_numbers"
+    __table_args__ = (UniqueConstraint("tenant_id", "number_hash", name="uq_caller_numbers_tenant_hash"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    speaker_id: Mapped[int] = mapped_column(ForeignKey("speakers.id", ondelete="CASCADE"), index=True)
+    hash_key_id: Mapped[str] = mapped_column(String(32))
+    number_hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(32))
+    number: Mapped[bytes] = mapped_column(LargeBinary)  # AES-256-GCM ciphertext
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
 class WatchlistEntry(Base):
