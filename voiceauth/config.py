@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL (postgresql+psycopg://...); None = SQLite in data_dir."
     )
+    database_connect_retry_s: float = Field(
+        default=5.0, ge=0, description="PostgreSQL: a failed connect is retried with backoff for this long."
+    )
+    database_pool_size: int = Field(default=10, ge=1, description="PostgreSQL connections kept per worker process.")
     data_key: SecretStr | None = Field(
         default=None, description="AES-256 key(s), base64 of 32 bytes, comma-separated; the first encrypts."
     )
@@ -115,6 +119,13 @@ class Settings(BaseSettings):
     api_max_queued_audio: int = Field(default=32, ge=1, description="Audio requests waiting beyond: 503.")
     api_key_reload_s: float = Field(default=2.0, gt=0, description="How often the data-key file is re-read.")
     api_demo_tenant: str = Field(default="demo", description="Tenant `voiceauth serve` creates on embedded defaults.")
+    api_rate_limit_store: Literal["auto", "memory", "database"] = Field(
+        default="auto",
+        description="Where token buckets live: database = shared by all workers; auto = database on PostgreSQL.",
+    )
+    api_drain_s: float = Field(
+        default=30.0, ge=0, description="On SIGTERM: new calls are refused, in-flight ones get this long to finish."
+    )
 
     # -- streaming verification and IVR (voiceauth.streaming, ivr/) ------------------------------------
     stream_embed_every_s: float = Field(default=0.5, gt=0, description="New net speech between re-embeddings.")
