@@ -146,7 +146,15 @@ class Settings(BaseSettings):
     ivr_prompt_dir: Path | None = Field(default=None, description="Prompt WAV cache; None = $home/prompts.")
 
     # -- anti-spoofing (voiceauth.antispoof) -------------------------------------------------------------
-    antispoof_enabled: bool = Field(default=True, description="Score every attempt with the AASIST countermeasure.")
+    antispoof_mode: Literal["off", "monitor", "enforce"] = Field(
+        default="monitor",
+        description="AASIST on every attempt: monitor = score and audit only (default: 50-56% of native 8 kHz "
+        "bona fide calls score as spoof at threshold 0, see benchmarks/results/antispoof.md); enforce = a score at "
+        "or above the tenant's spoof threshold is SPOOF_SUSPECTED (a failure toward lockout); off = not scored.",
+    )
+    antispoof_stream_windows: int = Field(
+        default=2, ge=1, le=8, description="Most ~4 s windows AASIST scores per call stream (CPU bound per call)."
+    )
     antispoof_model_dir: Path | None = Field(
         default=None, description="Directory holding the pinned AASIST.pth; None = fetched cache."
     )
