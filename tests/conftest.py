@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,11 @@ import soundfile as sf
 
 from models.fetch import ensure_model
 from voiceauth.config import Settings
+
+# AASIST scores every attempt by default (antispoof_mode=monitor: ~1 s CPU per verification here); tests that are
+# not about anti-spoofing run without it, the ones that are pass antispoof_mode explicitly (tests/antispoof,
+# tests/test_*spoof*.py, tests/api/test_spoof.py).
+os.environ.setdefault("VOICEAUTH_ANTISPOOF_MODE", "off")
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "audio_samples"

@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from enrollment.policy import EnrollmentPolicy, screen_quality
 from enrollment.session import Enroller, EnrollmentResult
@@ -28,6 +28,9 @@ from voiceauth.scoring.base import CosineScorer, Scorer
 from voiceauth.store.repo import Clock, Store, open_store, utcnow
 from voiceauth.verification import SpoofCheck, SpoofOutcome, VerificationPolicy, VerificationResult, Verifier
 from voiceauth.watchlist import COSINE_OPERATING_POINTS
+
+if TYPE_CHECKING:
+    from voiceauth.antispoof.countermeasure import Countermeasure, SpoofResult
 
 __all__ = ["AudioInput", "FrontEndLike", "Pipeline", "default_scoring"]
 
@@ -65,6 +68,8 @@ class Pipeline:
     replay_check: bool = False  # from_settings: Settings.replay_check
     replay_retention_s: float = 30 * 86_400.0
     replay_max_ber: float | None = None  # None: the replay module's default
+    countermeasure: Countermeasure | None = None  # AASIST; from_settings: loaded unless antispoof_mode is off
+    antispoof_mode: str = "off"  # off | monitor (score + audit only) | enforce (SPOOF_SUSPECTED at the threshold)
 
     @classmethod
     def from_settings(
@@ -77,8 +82,13 @@ class Pipeline:
         store: Store | None = None,
         frontend: FrontEndLike | None = None,
         clock: Clock = utcnow,
+        countermeasure: Countermeasure | None = None,
     ) -> Pipeline:
         """Wire every component from settings; any of them may be injected (tests, the API's lifespan)."""
+        if countermeasure is None and settings.antispoof_mode != "off":
+            from voiceauth.antispoof.countermeasure import create_countermeasure
+
+            countermeasure = create_countermeasure(settings)
         if engine is None:
             from voiceauth.embedding.factory import create_engine
 
@@ -107,6 +117,8 @@ class Pipeline:
             replay_check=settings.replay_check,
             replay_retention_s=settings.replay_retention_s,
             replay_max_ber=settings.replay_max_ber,
+            countermeasure=countermeasure if settings.antispoof_mode != "off" else None,
+            antispoof_mode=settings.antispoof_mode,
         )
 
     @property
@@ -168,31 +180,35 @@ class Pipeline:
             replay_retention_s=self.replay_retention_s,
         )
 
-    def spoof_check(self, speech_16k: FloatArray) -> SpoofCheck | None:
-        """The replay check of ``speech_16k`` (16 kHz speech) against the speaker's earlier attempts, or None
-        when disabled. The AASIST synthetic-speech countermeasure is not wired here yet."""
-        if not self.replay_check or speech_16k.size == 0:
+    def spoof_check(self, speech_16k: FloatArray, spoof: SpoofResult | None = None) -> SpoofCheck | None:
+        """The anti-spoofing check of ``speech_16k`` (16 kHz speech) for the verifier, or None when both checks are
+        off: the AASIST score (``antispoof_mode`` monitor/enforce; computed here, before the verification
+        transaction, unless ``spoof`` already holds it) and the replay check against the speaker's earlier
+        attempts (run inside the transaction, which hands over their fingerprints)."""
+        scoring = self.antispoof_mode != "off" and (spoof is not None or self.countermeasure is not None)
+        if not (self.replay_check or scoring) or speech_16k.size == 0:
             return None
-        from voiceauth.antispoof.check import assess
+        from voiceauth.antispoof.check import assess, check_mode, outcome
         from voiceauth.antispoof.replay import DEFAULT_MAX_BER, Fingerprint
 
-        retention_s, max_ber, clock = self.replay_retention_s, self.replay_max_ber, self.store.clock
+        mode = check_mode(self.antispoof_mode)
+        if scoring and spoof is None:
+            assert self.countermeasure is not None
+            spoof = self.countermeasure.score(speech_16k)
+        replay, retention_s, clock = self.replay_check, self.replay_retention_s, self.store.clock
+        max_ber = DEFAULT_MAX_BER if self.replay_max_ber is None else self.replay_max_ber
 
         def check(history: list[tuple[dt.datetime, bytes]]) -> SpoofOutcome:
             verdict = assess(
                 speech_16k,
                 countermeasure=None,
-                history=[(ts.timestamp(), Fingerprint.from_bytes(b)) for ts, b in history],
+                spoof=spoof if scoring else None,
+                history=[(ts.timestamp(), Fingerprint.from_bytes(b)) for ts, b in history] if replay else [],
                 now=clock().timestamp(),
                 retention_s=retention_s,
-                max_ber=DEFAULT_MAX_BER if max_ber is None else max_ber,
+                max_ber=max_ber,
+                replay_check=replay,
             )
-            return SpoofOutcome(
-                suspected=verdict.suspected,
-                enforced=True,
-                score=verdict.score,
-                reason=verdict.reason,
-                fingerprint=verdict.fingerprint.to_bytes(),
-            )
+            return outcome(verdict, mode, remember=replay)
 
         return check

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -27,6 +27,7 @@ from voiceauth.watchlist import WatchlistHit, resolve_threshold, search_watchlis
 
 __all__ = [
     "Decision",
+    "SPOOF_THRESHOLD",
     "LockoutPolicy",
     "SpoofCheck",
     "SpoofOutcome",
@@ -59,7 +60,18 @@ class SpoofOutcome:
     score: float | None = None
     reason: str | None = None  # "replay" | "synthetic"
     fingerprint: bytes | None = None  # ``replay.Fingerprint.to_bytes()``, stored on every attempt
+    threshold: float | None = None  # spoof log-odds threshold ``score`` was judged at (None: no AASIST score)
 
+    def at_threshold(self, threshold: float) -> SpoofOutcome:
+        """The same outcome with the AASIST score judged at ``threshold`` (a tenant's own); a replay stays one."""
+        if self.score is None or self.reason == "replay":
+            return self
+        synthetic = self.score >= threshold
+        return replace(self, suspected=synthetic, reason="synthetic" if synthetic else None, threshold=threshold)
+
+
+#: name of a tenant's spoof log-odds threshold in the ``thresholds`` table (never an operating point)
+SPOOF_THRESHOLD = "spoof"
 
 #: runs inside the verification transaction, given the speaker's recent fingerprints ``[(created_at, bytes)]``
 SpoofCheck = Callable[[list[tuple[dt.datetime, bytes]]], SpoofOutcome]
@@ -116,6 +128,9 @@ class VerificationResult:
     watchlist_hit: WatchlistHit | None = None
     locked_until: dt.datetime | None = None
     attempt_id: int | None = None
+    spoof_score: float | None = None  # AASIST spoof log-odds (security staff only)
+    spoof_threshold: float | None = None
+    spoof_reason: str | None = None  # "replay" | "synthetic" when suspected (also in monitor mode)
 
 
 def precheck(
@@ -212,6 +227,8 @@ class Verifier:
             spoof = None
             if decision is None and spoof_check is not None and spk is not None:
                 spoof = spoof_check(tx.replay_history(spk, retention_s=replay_retention_s))
+                if SPOOF_THRESHOLD in overrides:
+                    spoof = spoof.at_threshold(overrides[SPOOF_THRESHOLD])
                 if spoof.fingerprint is not None:
                     tx.add_replay_fingerprint(spk, spoof.fingerprint)
             if decision is None:
@@ -256,6 +273,8 @@ class Verifier:
                 details["spoof_enforced"] = spoof.enforced
                 if spoof.score is not None:
                     details["spoof_score"] = round(float(spoof.score), 4)
+                if spoof.threshold is not None:
+                    details["spoof_threshold"] = spoof.threshold
                 if spoof.reason is not None and spoof.suspected:
                     details["spoof_reason"] = spoof.reason
             if spk is not None:
@@ -281,6 +300,9 @@ class Verifier:
                 watchlist_hit=hit,
                 locked_until=locked_until,
                 attempt_id=attempt.id,
+                spoof_score=spoof.score if spoof is not None else None,
+                spoof_threshold=spoof.threshold if spoof is not None else None,
+                spoof_reason=spoof.reason if spoof is not None and spoof.suspected else None,
             )
 
     def _fail(self, tx: StoreTx, spk: Speaker, lock: Lockout, now: dt.datetime) -> None:

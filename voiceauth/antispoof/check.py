@@ -4,7 +4,12 @@
 e.g. from the store) and, when a countermeasure is given, the AASIST score against the tenant's threshold. It
 returns a :class:`SpoofVerdict` carrying everything to record and audit (score, window scores, replay BER) and the
 new fingerprint to remember for this speaker. The decision itself is the caller's: a suspected spoof is the
-``SPOOF_SUSPECTED`` state, counted as a failure for lockout.
+``SPOOF_SUSPECTED`` state, counted as a failure for lockout. :func:`outcome` reduces a verdict to the verifier's
+:class:`~voiceauth.verification.SpoofOutcome` for a mode (``monitor``: a synthetic verdict is recorded and audited,
+never enforced; a replay is always enforced).
+
+The AASIST score may be computed beforehand (``spoof=``), so that the forward pass (hundreds of ms) runs outside
+the verification transaction that holds the speaker's row lock.
 """
 
 from __future__ import annotations
@@ -13,13 +18,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from voiceauth.antispoof.countermeasure import Countermeasure
+from voiceauth.antispoof.countermeasure import Countermeasure, SpoofResult
 from voiceauth.antispoof.replay import DEFAULT_MAX_BER, Fingerprint, find_replay, fingerprint
+from voiceauth.antispoof.windows import AntiSpoofError
 from voiceauth.embedding.base import FloatArray
+from voiceauth.verification import SpoofOutcome
 
-__all__ = ["SpoofVerdict", "assess"]
+__all__ = ["MODES", "Mode", "SpoofVerdict", "assess", "check_mode", "outcome"]
 
 Reason = Literal["replay", "synthetic"]
+Mode = Literal["off", "monitor", "enforce"]
+MODES: tuple[Mode, ...] = ("off", "monitor", "enforce")
+
+
+def check_mode(mode: str) -> Mode:
+    """``mode`` as a :data:`Mode`, or an error naming the accepted values."""
+    if mode not in MODES:
+        raise AntiSpoofError(f"anti-spoofing mode {mode!r} is not supported; use off, monitor or enforce")
+    return mode
 
 
 @dataclass(frozen=True)
@@ -42,6 +58,7 @@ def assess(
     samples_16k: FloatArray,
     *,
     countermeasure: Countermeasure | None,
+    spoof: SpoofResult | None = None,
     history: Iterable[tuple[float, Fingerprint]] = (),
     now: float = 0.0,
     retention_s: float = 30 * 86_400.0,
@@ -49,17 +66,18 @@ def assess(
     threshold: float | None = None,
     replay_check: bool = True,
 ) -> SpoofVerdict:
-    """Assess one attempt. ``history``: (unix seconds, fingerprint) of this speaker's earlier attempts;
-    ``threshold``: the tenant's spoof threshold (default: the countermeasure's)."""
+    """Assess one attempt. ``spoof``: the AASIST result computed beforehand (else ``countermeasure`` scores now,
+    if given); ``history``: (unix seconds, fingerprint) of this speaker's earlier attempts; ``threshold``: the
+    tenant's spoof threshold (default: the one the result or countermeasure carries)."""
     fp = fingerprint(samples_16k, 16_000)
     match = find_replay(fp, history, now, retention_s, max_ber) if replay_check else None
     score: float | None = None
     windows: tuple[float, ...] = ()
     thr: float | None = None
     synthetic = False
-    if countermeasure is not None:
-        result = countermeasure.score(samples_16k)
-        thr = countermeasure.threshold if threshold is None else float(threshold)
+    result = spoof if spoof is not None else (countermeasure.score(samples_16k) if countermeasure else None)
+    if result is not None:
+        thr = result.threshold if threshold is None else float(threshold)
         score, windows = result.score, result.windows
         synthetic = score >= thr
     reason: Reason | None = "replay" if match is not None else ("synthetic" if synthetic else None)
@@ -71,4 +89,18 @@ def assess(
         threshold=thr,
         replay_ber=match.ber if match is not None else None,
         fingerprint=fp,
+    )
+
+
+def outcome(verdict: SpoofVerdict, mode: Mode, *, remember: bool = True) -> SpoofOutcome:
+    """The verifier's view of a verdict. A replay is always enforced; a synthetic verdict only in ``enforce`` mode
+    (so a tenant threshold that turns a score synthetic later is enforced in that mode too). ``remember``: hand
+    the fingerprint over to be stored (False when the replay check is off)."""
+    return SpoofOutcome(
+        suspected=verdict.suspected,
+        enforced=verdict.reason == "replay" or mode == "enforce",
+        score=verdict.score,
+        reason=verdict.reason,
+        fingerprint=verdict.fingerprint.to_bytes() if remember else None,
+        threshold=verdict.threshold,
     )
