@@ -74,6 +74,11 @@ class CallSession:
         self.enrolment: StreamingFrontEnd | None = None
 
     @property
+    def audio_block_bytes(self) -> int:
+        """The transport hands audio over in blocks of ``ivr_feed_ms`` (all channels): one worker hop per block."""
+        return 0 if self.start.probe else self._feed_bytes * max(1, self.start.channels)
+
+    @property
     def now_ms(self) -> int:
         return int(self.samples * 1000 // self.rate)
 

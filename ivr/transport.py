@@ -1,6 +1,9 @@
 """The WebSocket call loop: frames in -> serializer -> call handler -> serializer -> frames out. Knows no provider.
 
-One coroutine per call. Every way a call can go wrong (bad JSON, unknown events, base64 garbage, an oversized
+One coroutine per call. Audio frames (20 ms each on every platform) are gathered into blocks of the handler's
+``audio_block_bytes`` before they go to a worker thread, so a call costs one thread hop per block rather than per
+frame; any other event first hands over the audio gathered before it, so the handler sees everything in order.
+Every way a call can go wrong (bad JSON, unknown events, base64 garbage, an oversized
 frame, a client that goes quiet and never sends ``stop``, a disconnect mid-call, a handler error) ends *that* call
 with a logged reason, still records its outcome, and never propagates: the server keeps serving the others.
 CPU work (VAD, embedding) runs on the injected executor, serially per call, so the event loop stays responsive.
@@ -55,7 +58,11 @@ class WebSocketLike(Protocol):
 
 
 class CallHandler(Protocol):
-    """The call logic behind one stream (see :class:`ivr.session.CallSession`). Sync: runs on the executor."""
+    """The call logic behind one stream (see :class:`ivr.session.CallSession`). Sync: runs on the executor.
+
+    A handler may define ``audio_block_bytes`` (int): audio is handed to :meth:`on_audio` in blocks of at least
+    that many bytes (0 or absent: frame by frame).
+    """
 
     def opening(self) -> Sequence[OutEvent]: ...
 
@@ -90,6 +97,9 @@ async def serve_call(
     lim = limits or TransportLimits()
     loop = asyncio.get_running_loop()
     handler: CallHandler | None = None
+    audio: list[bytes] = []  # frames not yet handed to the handler
+    audio_n = 0
+    block = 0
     reason = "stop"
     hangup = "completed"
     deadline = time.monotonic() + lim.max_call_s
@@ -104,6 +114,17 @@ async def serve_call(
             for frame in serializer.serialize(out):
                 await ws.send(frame)
 
+    def take_audio() -> bytes:
+        nonlocal audio_n
+        data = audio[0] if len(audio) == 1 else b"".join(audio)
+        audio.clear()
+        audio_n = 0
+        return data
+
+    async def flush_audio() -> None:
+        if audio and handler is not None:
+            await run(handler.on_audio, take_audio())
+
     try:
         while True:
             remaining = deadline - time.monotonic()
@@ -111,7 +132,8 @@ async def serve_call(
                 reason = "max-call-duration"
                 break
             try:
-                frame = await asyncio.wait_for(ws.receive(), timeout=min(lim.idle_timeout_s, remaining))
+                async with asyncio.timeout(min(lim.idle_timeout_s, remaining)):  # no extra task per frame
+                    frame = await ws.receive()
             except TimeoutError:
                 reason = "idle-timeout"
                 log.warning("%s call ended: no frame for %.1f s", label, lim.idle_timeout_s)
@@ -134,18 +156,25 @@ async def serve_call(
                     break
             elif isinstance(event, CallStart):
                 handler = await open_handler(event)
+                block = int(getattr(handler, "audio_block_bytes", 0) or 0)
                 for f in event.ack:
                     await ws.send(f)
                 await run(handler.opening)
             elif handler is None:
                 raise ProtocolError(f"{type(event).__name__} before the call started")
             elif isinstance(event, AudioIn):
-                await run(handler.on_audio, event.payload)
+                audio.append(event.payload)
+                audio_n += len(event.payload)
+                if audio_n >= block:
+                    await flush_audio()
             elif isinstance(event, DigitIn):
+                await flush_audio()
                 await run(handler.on_digit, event.digit)
             elif isinstance(event, MarkIn):
+                await flush_audio()
                 await run(handler.on_mark, event.name)
             elif isinstance(event, CallStop):
+                await flush_audio()
                 reason = event.reason
                 break
             if handler is not None and handler.finished:
@@ -155,6 +184,8 @@ async def serve_call(
         # the server is cancelling this connection: record the outcome here, synchronously, then let it go
         if handler is not None:
             try:
+                if audio:
+                    handler.on_audio(take_audio())
                 handler.end("disconnected")
             except Exception:
                 log.exception("%s call: could not record the outcome of a cancelled call", label)
@@ -178,7 +209,8 @@ async def serve_call(
         log.exception("%s call ended by an internal error", label)
     finally:
         if reason != "disconnected" or handler is not None:
-            await _finish(ws, serializer, handler, reason, hangup, loop, executor, send_events)
+            rest = take_audio() if audio and handler is not None else b""
+            await _finish(ws, serializer, handler, reason, hangup, loop, executor, send_events, rest)
     return reason
 
 
@@ -191,10 +223,16 @@ async def _finish(
     loop: asyncio.AbstractEventLoop,
     executor: Executor | None,
     send_events: Callable[[Sequence[OutEvent]], Awaitable[None]],
+    rest: bytes = b"",
 ) -> None:
     try:
         outs: list[OutEvent] = []
         if handler is not None:
+            if rest:  # audio gathered before the end still counts (e.g. the last words before a hang-up)
+                try:
+                    outs.extend(await loop.run_in_executor(executor, handler.on_audio, rest))
+                except Exception as exc:  # still end the call and record its outcome
+                    log.info("%s call: the last audio block was not used (%s)", serializer.name, type(exc).__name__)
             outs.extend(await loop.run_in_executor(executor, handler.end, reason))
         if hangup:
             outs.append(HangupOut(hangup))

@@ -103,6 +103,7 @@ class StreamingFrontEnd:
         )
         self._vad = VadStream(8000 if telephone or self.sample_rate == 8000 else TARGET_RATE)
         self._stat_buf = np.zeros(0, dtype=np.float32)
+        self._stat_pos = 0  # 16 kHz samples already in the statistics (when they are taken lazily)
         self._carry = b""
         self._n_in = 0
         self._n_clipped = 0
@@ -167,6 +168,7 @@ class StreamingFrontEnd:
     def narrowband(self) -> bool:
         if self._narrowband_given is not None:
             return self._narrowband_given
+        self._catch_up_stats()
         mask = self._speech_mask()
         high, total = self._concat(self._high), self._concat(self._total)
         n = min(mask.size, high.size)
@@ -181,6 +183,7 @@ class StreamingFrontEnd:
         return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, dtype=np.float32)
 
     def quality(self) -> Quality:
+        self._catch_up_stats()
         mask = self._speech_mask()
         powers = self._concat(self._powers)
         ratio = self._n_clipped / self._n_in if self._n_in else 0.0
@@ -249,9 +252,16 @@ class StreamingFrontEnd:
             ana = self._analysis.feed(samples)
             if final:
                 ana = np.concatenate([ana, self._analysis.flush()])
-        else:
-            ana = out16
-        self._update_stats(ana, final=final)
+            self._update_stats(ana, final=final)
+        # else: the statistics are of the speech path's own 16 kHz audio, taken when first asked for
+        # (a stream that only needs the speech, like the streaming verifier, never pays for them)
+
+    def _catch_up_stats(self) -> None:
+        if self._analysis is not None:
+            return
+        audio = self._audio16()
+        new, self._stat_pos = audio[self._stat_pos :], audio.size
+        self._update_stats(new, final=self._finished)
 
     def _update_stats(self, analysis: FloatArray, *, final: bool) -> None:
         buf = np.concatenate([self._stat_buf, analysis])
@@ -264,9 +274,10 @@ class StreamingFrontEnd:
             block = np.concatenate([block, np.zeros(_WIN16 - block.size % _WIN16, dtype=np.float32)])
         windows = block.reshape(-1, _WIN16)
         self._powers.append(window_powers(windows))
-        high, total = high_band_energy(windows)
-        self._high.append(high)
-        self._total.append(total)
+        if self._narrowband_given is None:  # only the narrowband inference needs the band energies
+            high, total = high_band_energy(windows)
+            self._high.append(high)
+            self._total.append(total)
 
     def _audio16(self) -> FloatArray:
         if self._joined is None:
@@ -305,6 +316,7 @@ class StreamingFrontEnd:
         return ranges
 
     def _speech_mask(self) -> npt.NDArray[np.bool_]:
+        self._catch_up_stats()
         n = max(self._n_windows(), sum(p.size for p in self._powers))
         mask = np.zeros(n, dtype=bool)
         for a, b in self._ranges():
