@@ -4,6 +4,7 @@
     app = create_app(settings, engine=FakeEngine(), store=store, clock=clock)   # tests
 
 With no ``engine`` the model is loaded on a thread when the app starts (``/readyz`` answers 503 until then).
+``app.state.drain`` (:class:`~voiceauth.api.middleware.Drain`) is what ``voiceauth serve`` starts on SIGTERM.
 All ``/v1`` routes need ``Authorization: Bearer <api key>``; errors are ``application/problem+json``.
 """
 
@@ -17,7 +18,7 @@ from collections.abc import AsyncIterator, Mapping
 from fastapi import FastAPI
 
 from ivr.routes import router as ivr_router
-from voiceauth.api.middleware import LimitsMiddleware
+from voiceauth.api.middleware import Drain, DrainMiddleware, LimitsMiddleware
 from voiceauth.api.problems import install_problem_handlers
 from voiceauth.api.routes import admin, audio, health, security, speakers
 from voiceauth.api.services import AppServices
@@ -102,6 +103,7 @@ def create_app(
         ],
     )
     app.state.services = services
+    app.state.drain = Drain()
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(speakers.router)
@@ -116,6 +118,7 @@ def create_app(
         timeout_s=settings.api_request_timeout_s,
         metrics=services.metrics,
     )
+    app.add_middleware(DrainMiddleware, drain=app.state.drain)  # outermost: counts everything in flight
     return app
 
 

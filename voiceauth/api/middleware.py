@@ -1,16 +1,20 @@
-"""Request limits and request metrics as one pure-ASGI middleware.
+"""Request limits and request metrics as one pure-ASGI middleware; in-flight tracking for graceful shutdown.
 
 - Size: a declared ``Content-Length`` over the limit is refused before the body is read; a body that grows past
   it while streaming (chunked) is refused when it does.
 - Time: a request that has not produced its response within ``timeout_s`` (slow uploads included) gets 503;
   work already handed to the audio thread pool finishes in the background and its result is dropped.
 - Metrics: latency by route template (not raw path, so cardinality stays bounded), method and status.
+- Drain (:class:`DrainMiddleware`): counts in-flight HTTP requests and WebSocket calls; once :meth:`Drain.start`
+  was called (``voiceauth serve`` on SIGTERM) new calls are refused at the handshake (HTTP 403, so the telephony
+  platform tries another worker), ``/readyz`` answers 503, and the server waits for the count to reach zero.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from typing import Any
 
@@ -19,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from voiceauth.api.metrics import ApiMetrics
 from voiceauth.api.problems import PROBLEM_JSON, ApiProblem, problem_type
 
-__all__ = ["LimitsMiddleware"]
+__all__ = ["Drain", "DrainMiddleware", "LimitsMiddleware"]
 
 
 async def _send_problem(send: Send, status: int, code: str, detail: str, title: str) -> None:
@@ -93,3 +97,51 @@ class LimitsMiddleware:
             self.metrics.request_latency.labels(template, scope.get("method", ""), str(state["status"])).observe(
                 time.perf_counter() - t0
             )
+
+
+class Drain:
+    """This process's in-flight HTTP requests and calls, and whether it is shutting down (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.draining = False
+        self.requests = 0
+        self.calls = 0
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+
+    def start(self) -> None:
+        """Stop taking new calls (requests already admitted and calls in progress go on)."""
+        self.draining = True
+
+    def _add(self, kind: str, n: int) -> None:
+        with self._lock:
+            setattr(self, kind, getattr(self, kind) + n)
+            if self.requests == 0 and self.calls == 0:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Block until nothing is in flight or ``timeout_s`` passed; True when idle."""
+        with self._lock:
+            return self._idle.wait_for(lambda: self.requests == 0 and self.calls == 0, timeout=timeout_s)
+
+
+class DrainMiddleware:
+    def __init__(self, app: ASGIApp, *, drain: Drain) -> None:
+        self.app = app
+        self.drain = drain
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = {"http": "requests", "websocket": "calls"}.get(scope["type"])
+        if kind is None:
+            await self.app(scope, receive, send)
+            return
+        if kind == "calls" and self.drain.draining:
+            msg = await receive()  # websocket.connect
+            if msg["type"] == "websocket.connect":
+                await send({"type": "websocket.close", "code": 1013, "reason": "worker shutting down; retry"})
+            return
+        self.drain._add(kind, 1)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.drain._add(kind, -1)

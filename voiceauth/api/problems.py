@@ -4,6 +4,11 @@
 :class:`~voiceauth.errors.VoiceAuthError` subclass's ``code``, or one of the API's own below). ``detail`` is the
 library's message (for audio errors, the front end's explanation of what was wrong and what is accepted), never
 a traceback. Unexpected exceptions become a generic 500 whose detail reveals nothing; none are expected.
+
+Database failures are never a 500 and never a decision: the unit of work was rolled back, so the client may
+retry. A lost or unreachable database (or an exhausted connection pool) answers 503 ``store-unavailable`` with
+``Retry-After``; a full disk under SQLite 503 ``store-full``; a concurrent request that created the same row first
+(unique constraint) 409 ``conflict``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voiceauth import errors as E
@@ -151,10 +157,32 @@ def _http(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_RETRY = {"Retry-After": "2"}
+
+
 def _database(request: Request, exc: Exception) -> JSONResponse:
-    log.error("database unavailable on %s: %s", request.url.path, type(exc).__name__)
+    path = request.url.path
+    if isinstance(exc, IntegrityError):
+        log.warning("concurrent change on %s: %s", path, type(exc.orig).__name__)
+        return problem_response(
+            409, "conflict", "a concurrent request changed the same record first; retry", instance=path
+        )
+    if isinstance(exc, DBAPIError) and "disk is full" in str(exc.orig):  # SQLite: SQLITE_FULL
+        log.error("store full on %s", path)
+        return problem_response(
+            503,
+            "store-full",
+            "the voiceprint store has no space left; nothing was stored, retry later",
+            instance=path,
+            headers=_RETRY,
+        )
+    log.error("database unavailable on %s: %s", path, type(exc).__name__)
     return problem_response(
-        503, "store-unavailable", "the voiceprint store is not reachable; try again shortly", instance=request.url.path
+        503,
+        "store-unavailable",
+        "the voiceprint store is not reachable; try again shortly",
+        instance=path,
+        headers=_RETRY,
     )
 
 
@@ -168,5 +196,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiProblem, _api_problem)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
-    app.add_exception_handler(OperationalError, _database)
+    for db_error in (OperationalError, InterfaceError, IntegrityError, DisconnectionError, PoolTimeout):
+        app.add_exception_handler(db_error, _database)
     app.add_exception_handler(Exception, _unexpected)

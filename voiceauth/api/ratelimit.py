@@ -1,7 +1,14 @@
-"""Per-key rate limiting: a token bucket per API key (pure; the clock is injected).
+"""Per-key rate limiting: a token bucket per API key, in this process or shared by every worker in the database.
 
-Each key may make ``burst`` requests at once and ``per_minute`` sustained. In-process: with several workers each
-enforces its own budget (put a shared limiter in front for a hard global limit).
+Each key may make ``burst`` requests at once and ``per_minute`` sustained.
+
+- :class:`RateLimiter` keeps the buckets in memory (pure; the clock is injected): right for one process.
+- :class:`DatabaseRateLimiter` keeps them in the store's ``rate_buckets`` table and takes a token with one atomic
+  ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` statement, so several ``voiceauth serve`` processes (and
+  hosts) on one PostgreSQL enforce one budget per key without a read-modify-write race.
+
+:func:`build_limiter` picks one from ``Settings.api_rate_limit_store`` (``auto``: shared on PostgreSQL, in memory
+on SQLite, whose store is one host's).
 """
 
 from __future__ import annotations
@@ -10,8 +17,30 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["RateLimiter"]
+from sqlalchemy import Engine, text
+
+from voiceauth.config import Settings
+
+__all__ = ["DatabaseRateLimiter", "Limiter", "RateLimiter", "build_limiter", "retry_after_header"]
+
+
+def retry_after_header(wait_s: float) -> str:
+    return str(max(1, math.ceil(wait_s)))
+
+
+class Limiter(Protocol):
+    def acquire(self, key: int) -> float:
+        """Take one token for ``key``: 0.0 when allowed, else the seconds to wait before the next is available."""
+        ...
+
+    def retry_after_header(self, wait_s: float) -> str: ...
+
+
+def _check(per_minute: float, burst: int) -> None:
+    if per_minute <= 0 or burst < 1:
+        raise ValueError(f"rate limit {per_minute}/min with burst {burst} is not valid; both must be positive")
 
 
 @dataclass
@@ -21,9 +50,10 @@ class _Bucket:
 
 
 class RateLimiter:
+    """Buckets in this process's memory (each worker enforces its own budget)."""
+
     def __init__(self, per_minute: float, burst: int, now: Callable[[], float], max_keys: int = 100_000) -> None:
-        if per_minute <= 0 or burst < 1:
-            raise ValueError(f"rate limit {per_minute}/min with burst {burst} is not valid; both must be positive")
+        _check(per_minute, burst)
         self.rate = per_minute / 60.0
         self.burst = float(burst)
         self.now = now
@@ -32,7 +62,6 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def acquire(self, key: int) -> float:
-        """Take one token for ``key``: 0.0 when allowed, else the seconds to wait before the next is available."""
         t = self.now()
         with self._lock:
             b = self._buckets.get(key)
@@ -47,6 +76,62 @@ class RateLimiter:
                 return 0.0
             return (1.0 - b.tokens) / self.rate
 
-    @staticmethod
-    def retry_after_header(wait_s: float) -> str:
-        return str(max(1, math.ceil(wait_s)))
+    retry_after_header = staticmethod(retry_after_header)
+
+
+# One statement takes a token: a new key's bucket starts full (less this token); an existing one is refilled for
+# the time since its last take and, only when that leaves a whole token, stored less one (the WHERE on DO UPDATE):
+# a refused request returns no row and changes nothing. Concurrent takes for one key queue on the row's lock and
+# each sees the previous one's result (PostgreSQL re-evaluates ON CONFLICT DO UPDATE against the newest version).
+_SQL = {
+    "postgresql": ("LEAST", "GREATEST"),
+    "sqlite": ("MIN", "MAX"),
+}
+
+
+class DatabaseRateLimiter:
+    """Buckets in the ``rate_buckets`` table, shared by every worker on the database (one statement per request)."""
+
+    def __init__(self, engine: Engine, per_minute: float, burst: int, now: Callable[[], float]) -> None:
+        _check(per_minute, burst)
+        dialect = engine.dialect.name
+        if dialect not in _SQL:
+            raise ValueError(f"database rate limiting does not support {dialect!r}; use postgresql or sqlite")
+        self.engine = engine
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self.now = now
+        least, greatest = _SQL[dialect]
+        refill = f"{least}(:burst, rate_buckets.tokens + {greatest}(0.0, :now - rate_buckets.updated_at) * :rate)"
+        self._take = text(
+            "INSERT INTO rate_buckets (key_id, tokens, updated_at) VALUES (:key, :burst - 1.0, :now) "
+            f"ON CONFLICT (key_id) DO UPDATE SET tokens = {refill} - 1.0, "
+            f"updated_at = {greatest}(:now, rate_buckets.updated_at) "
+            f"WHERE {refill} >= 1.0 RETURNING tokens"
+        )
+        self._level = text("SELECT tokens, updated_at FROM rate_buckets WHERE key_id = :key")
+
+    def acquire(self, key: int) -> float:
+        t = float(self.now())
+        params = {"key": key, "burst": self.burst, "now": t, "rate": self.rate}
+        with self.engine.begin() as conn:
+            if conn.execute(self._take, params).first() is not None:
+                return 0.0
+            row = conn.execute(self._level, {"key": key}).first()
+        if row is None:  # the key's bucket was deleted meanwhile (key removed): nothing to wait for
+            return 0.0
+        level = min(self.burst, float(row[0]) + max(0.0, t - float(row[1])) * self.rate)
+        return max((1.0 - level) / self.rate, 1e-3)
+
+    retry_after_header = staticmethod(retry_after_header)
+
+
+def build_limiter(settings: Settings, engine: Engine, now: Callable[[], float]) -> Limiter:
+    """The limiter ``settings.api_rate_limit_store`` names (``auto``: shared on PostgreSQL, else in memory)."""
+    per_minute, burst = settings.api_rate_limit_per_minute, settings.api_rate_limit_burst
+    kind = settings.api_rate_limit_store
+    if kind == "auto":
+        kind = "database" if engine.dialect.name == "postgresql" else "memory"
+    if kind == "database":
+        return DatabaseRateLimiter(engine, per_minute, burst, now)
+    return RateLimiter(per_minute, burst, now)

@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from voiceauth.api.metrics import ApiMetrics
 from voiceauth.api.problems import ApiProblem
-from voiceauth.api.ratelimit import RateLimiter
+from voiceauth.api.ratelimit import build_limiter
 from voiceauth.audio.frontend import FrontEnd, require_speech
 from voiceauth.audio.types import Utterance
 from voiceauth.config import Settings
@@ -80,9 +80,7 @@ class AppServices:
         self._scorer = scorer
         self._operating_points = operating_points
         self.owns_store = owns_store
-        self.limiter = RateLimiter(
-            settings.api_rate_limit_per_minute, settings.api_rate_limit_burst, now=lambda: clock().timestamp()
-        )
+        self.limiter = build_limiter(settings, store.engine, now=lambda: clock().timestamp())
         self.executor = ThreadPoolExecutor(max_workers=settings.api_audio_workers, thread_name_prefix="voiceauth-audio")
         self._waiting = 0
         self._waiting_lock = threading.Lock()

@@ -3,6 +3,10 @@
 On embedded defaults (SQLite in the data directory, no ``database_url``) it also makes sure a demo tenant exists
 and issues fresh demo keys (telephony, security, admin), printed at start; the previous start's demo keys are
 revoked, since keys are stored only as hashes and cannot be shown again. ``--no-demo`` skips this.
+
+SIGTERM drains first: new calls are refused, ``/readyz`` answers 503, in-flight requests and calls get
+``api_drain_s`` to finish (see :mod:`voiceauth.api.server`). Run several processes on one PostgreSQL
+(``VOICEAUTH_DATABASE_URL``) to scale out; all shared state lives in the database.
 """
 
 from __future__ import annotations
@@ -43,9 +47,8 @@ def serve(
     demo: bool = typer.Option(True, "--demo/--no-demo", help="On embedded defaults, issue demo keys at start."),
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs and /openapi.json)."""
-    import uvicorn
-
     from voiceauth.api import create_app
+    from voiceauth.api.server import serve_app
     from voiceauth.pipeline import default_scoring
 
     with user_errors():
@@ -60,7 +63,7 @@ def serve(
                 typer.echo(f"  {role + ' key:':15s}{key}")
         typer.echo(f"voiceauth: loading the speaker model, then listening on http://{host}:{port}", err=False)
         app = create_app(settings, store=store, scorer=scorer, operating_points=points, watch_data_keys=True)
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+    serve_app(app, host=host, port=port, drain_s=settings.api_drain_s)
     store.dispose()
 
 

@@ -2,8 +2,11 @@
 
 Each event's hash is ``sha256(prev_hash || canonical JSON of its fields)``; the first event chains from 64 zeros.
 ``seq`` is assigned here (1, 2, 3, ... with no gaps) under a lock on the single ``audit_head`` row, which also
-records the newest (seq, hash): so :func:`verify_chain` detects an edited row (hash mismatch), a removed row in
-the middle (seq gap / broken link) and removed newest rows (head mismatch).
+records the newest (seq, hash). Every writer, in every worker process, takes that row lock (``SELECT ... FOR
+UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serialises writers) before reading the head, so
+the chain never forks; the very first event creates the row with ``INSERT ... ON CONFLICT DO NOTHING`` so two
+first writers cannot both create it. With the head, :func:`verify_chain` detects an edited row (hash mismatch), a
+removed row in the middle (seq gap / broken link) and removed newest rows (head mismatch).
 
 Details are small JSON objects of ids, decisions and scores: never audio, embeddings, keys or external references
 (subjects are pseudonyms, see :meth:`voiceauth.store.repo.StoreTx.pseudonym`).
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from voiceauth.store.models import AuditEvent, AuditHead
@@ -71,10 +75,7 @@ def append_event(
     details: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one event in the caller's transaction (it commits or rolls back with the change it records)."""
-    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one_or_none()
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS)
-        session.add(head)
+    head = _locked_head(session)
     ts = ts.astimezone(dt.UTC)
     detail_text = _canonical(dict(details or {}))
     seq = head.seq + 1
@@ -105,6 +106,18 @@ def append_event(
     head.seq, head.hash = seq, h
     session.flush()
     return ev
+
+
+def _locked_head(session: Session) -> AuditHead:
+    """The ``audit_head`` row, locked for this transaction (created at genesis if missing, race-free)."""
+    q = select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    head = session.execute(q).scalar_one_or_none()
+    if head is not None:
+        return head
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(AuditHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing(index_elements=["id"]))
+    return session.execute(q).scalar_one()
 
 
 @dataclass(frozen=True)

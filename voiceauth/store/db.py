@@ -3,12 +3,17 @@
 SQLite runs in WAL mode with foreign keys on; every transaction begins ``IMMEDIATE`` so read-modify-write
 sequences (voiceprint updates, lockout counters, the audit chain) are serialised between processes. On PostgreSQL
 the same sequences take row locks (``SELECT ... FOR UPDATE``) and migrations an advisory lock.
+
+PostgreSQL connections are checked before use (``pool_pre_ping``: a connection the server dropped, e.g. on a
+restart, is replaced rather than failing the request) and a new connection that cannot be made is retried with
+exponential backoff for ``connect_retry_s`` before the error reaches the caller (the API answers 503 then).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +58,36 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_db_engine(url: str) -> Engine:
-    """An engine for ``url`` (``sqlite...`` or ``postgresql...``), configured for the store."""
+def _connect_with_backoff(retry_s: float, connect_timeout_s: float) -> Any:
+    """A ``do_connect`` listener: the driver's connect, retried with exponential backoff for ``retry_s`` in all."""
+
+    def do_connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        cparams.setdefault("connect_timeout", max(1, round(connect_timeout_s)))
+        deadline = time.monotonic() + retry_s
+        delay = 0.05
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return dialect.loaded_dbapi.connect(*cargs, **cparams)
+            except dialect.loaded_dbapi.OperationalError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                log.warning("database connection failed (attempt %d); retrying in %.2f s", attempt, min(delay, left))
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, 1.0)
+
+    return do_connect
+
+
+def create_db_engine(
+    url: str, *, connect_retry_s: float = 5.0, connect_timeout_s: float = 3.0, pool_size: int = 10
+) -> Engine:
+    """An engine for ``url`` (``sqlite...`` or ``postgresql...``), configured for the store.
+
+    ``connect_retry_s``/``connect_timeout_s``/``pool_size`` apply to PostgreSQL (see the module docstring).
+    """
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -66,7 +99,9 @@ def create_db_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if backend == "postgresql":
-        return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size, pool_timeout=10)
+        event.listen(engine, "do_connect", _connect_with_backoff(connect_retry_s, connect_timeout_s))
+        return engine
     raise ConfigError(f"database backend {backend!r} is not supported; use sqlite or postgresql")
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "ConsentRecord",
     "EnrollmentUtterance",
     "Lockout",
+    "RateBucket",
     "ReplayFingerprint",
     "Speaker",
     "SpeakerStatus",
@@ -301,6 +302,17 @@ class AuditEvent(Base):
     details: Mapped[str] = mapped_column(Text, default="{}")  # canonical JSON; never embeddings or keys
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class RateBucket(Base):
+    """One API key's token bucket, shared by every worker (``voiceauth.api.ratelimit.DatabaseRateLimiter``)."""
+
+    __tablename__ = "rate_buckets"
+    key_id: Mapped[int] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)  # epoch seconds of the last token taken
 
 
 class AuditHead(Base):

@@ -497,5 +497,9 @@ class Store:
 
 def open_store(settings: Settings, *, clock: Clock = utcnow, keyring: Keyring | None = None) -> Store:
     """The configured store: database from settings (SQLite in the data dir by default), migrated to head."""
-    engine = create_db_engine(database_url(settings))
+    engine = create_db_engine(
+        database_url(settings),
+        connect_retry_s=settings.database_connect_retry_s,
+        pool_size=settings.database_pool_size,
+    )
     return Store(engine, keyring or load_keyring(settings), clock=clock)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -20,13 +20,19 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "Model still loading or store unreachable."}})
-def readyz(svc: AppServices = Depends(get_services)) -> JSONResponse:
-    """Ready for traffic: the speaker model is loaded and the store answers."""
+@router.get("/readyz", responses={503: {"description": "Model still loading, store unreachable or draining."}})
+def readyz(request: Request, svc: AppServices = Depends(get_services)) -> JSONResponse:
+    """Ready for traffic: the speaker model is loaded, the store answers and the worker is not shutting down."""
     model, store = svc.model_loaded, svc.store_reachable()
-    ok = model and store
+    draining = bool(getattr(getattr(request.app.state, "drain", None), "draining", False))
+    ok = model and store and not draining
     return JSONResponse(
-        {"status": "ready" if ok else "not ready", "model_loaded": model, "store_reachable": store},
+        {
+            "status": "ready" if ok else "not ready",
+            "model_loaded": model,
+            "store_reachable": store,
+            "draining": draining,
+        },
         status_code=200 if ok else 503,
     )
 
