@@ -101,6 +101,13 @@ class VerificationOut(BaseModel):
     locked_until: dt.datetime | None = Field(default=None, description="Security keys only.")
     watchlist_hit: WatchlistHitOut | None = Field(default=None, description="Security keys only.")
     attempt_id: int | None = Field(default=None, description="Security keys only.")
+    spoof_score: float | None = Field(
+        default=None, description="AASIST spoof log-odds (higher = more likely synthetic); security keys only."
+    )
+    spoof_threshold: float | None = Field(default=None, description="Spoof threshold applied; security keys only.")
+    spoof_reason: Literal["replay", "synthetic"] | None = Field(
+        default=None, description="Why the audio is a suspected spoof (also in monitor mode); security keys only."
+    )
 
 
 class VoiceIn(_In):
@@ -149,11 +156,25 @@ class OperatingPointIn(_In):
     name: str | None = Field(pattern=_NAME, description="The named threshold decisions use; null = the default.")
 
 
+class SpoofThresholdIn(_In):
+    value: float = Field(ge=-50, le=50, description="AASIST spoof log-odds at or above which audio is a spoof.")
+
+
+class SpoofThresholdOut(BaseModel):
+    mode: Literal["off", "monitor", "enforce"] = Field(
+        description="monitor: scored and audited only; enforce: SPOOF_SUSPECTED at or above `effective`."
+    )
+    default: float = Field(description="The service's spoof threshold (settings).")
+    override: float | None = Field(description="This tenant's own value (threshold name `spoof`).")
+    effective: float
+
+
 class ThresholdsOut(BaseModel):
     operating_point: str = Field(description="The named threshold this tenant's decisions use.")
     defaults: dict[str, float] = Field(description="Measured operating points shipped with the scorer.")
     overrides: dict[str, float] = Field(description="This tenant's own values.")
     effective: dict[str, float]
+    spoof: SpoofThresholdOut | None = Field(default=None, description="The anti-spoofing threshold (log-odds).")
 
 
 class WatchlistEntryOut(BaseModel):

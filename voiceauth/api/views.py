@@ -62,4 +62,7 @@ def verification_view(res: VerificationResult, p: ApiPrincipal) -> VerificationO
         locked_until=res.locked_until,
         watchlist_hit=_hit(res.watchlist_hit),
         attempt_id=res.attempt_id,
+        spoof_score=None if res.spoof_score is None else round(res.spoof_score, 4),
+        spoof_threshold=res.spoof_threshold,
+        spoof_reason=res.spoof_reason,  # type: ignore[arg-type]
     )

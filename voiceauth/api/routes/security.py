@@ -16,6 +16,8 @@ from voiceauth.api.schemas import (
     ChainOut,
     KpiOut,
     OperatingPointIn,
+    SpoofThresholdIn,
+    SpoofThresholdOut,
     ThresholdIn,
     ThresholdsOut,
     WatchlistEntryOut,
@@ -34,6 +36,7 @@ from voiceauth.store.models import (
     WatchlistEntry,
 )
 from voiceauth.store.repo import StoreTx
+from voiceauth.verification import SPOOF_THRESHOLD
 
 __all__ = ["router"]
 
@@ -47,11 +50,19 @@ def _thresholds(tx: StoreTx, svc: AppServices, tenant_id: int) -> ThresholdsOut:
     assert t is not None
     defaults = dict(svc.pipeline.verifier.operating_points)
     overrides = tx.thresholds(tenant_id)
+    spoof = overrides.pop(SPOOF_THRESHOLD, None)  # log-odds, not an operating point on the 0-100 scale
+    spoof_default = svc.settings.antispoof_threshold
     return ThresholdsOut(
         operating_point=t.operating_point or svc.pipeline.verifier.policy.operating_point,
         defaults=defaults,
         overrides=overrides,
         effective={**defaults, **overrides},
+        spoof=SpoofThresholdOut(
+            mode=svc.settings.antispoof_mode,
+            default=spoof_default,
+            override=spoof,
+            effective=spoof_default if spoof is None else spoof,
+        ),
     )
 
 
@@ -60,6 +71,19 @@ def get_thresholds(p: ApiPrincipal = Depends(_SECURITY), svc: AppServices = Depe
     """Named operating points (calibrated 0-100 thresholds): shipped defaults, this tenant's overrides."""
     with svc.store.transaction() as tx:
         tx.audit("threshold.read", actor=p.actor, tenant_id=p.tenant_id)
+        return _thresholds(tx, svc, p.tenant_id)
+
+
+@router.put("/thresholds/spoof", response_model=ThresholdsOut, tags=["thresholds"])
+def set_spoof_threshold(
+    body: SpoofThresholdIn, p: ApiPrincipal = Depends(_SECURITY), svc: AppServices = Depends(get_services)
+) -> ThresholdsOut:
+    """Set this tenant's anti-spoofing threshold (AASIST spoof log-odds, audited with old and new value).
+
+    Raise it where genuine callers are refused as spoofs (native narrowband lines score high); calibrate it on the
+    tenant's own calls in monitor mode before enforcing (benchmarks/results/antispoof.md)."""
+    with svc.store.transaction() as tx:
+        tx.set_threshold(p.tenant_id, SPOOF_THRESHOLD, body.value, actor=p.actor)
         return _thresholds(tx, svc, p.tenant_id)
 
 
@@ -82,7 +106,7 @@ def set_operating_point(
 ) -> ThresholdsOut:
     """Choose which named threshold this tenant's verifications use (null = the service default)."""
     with svc.store.transaction() as tx:
-        known = set(svc.pipeline.verifier.operating_points) | set(tx.thresholds(p.tenant_id))
+        known = (set(svc.pipeline.verifier.operating_points) | set(tx.thresholds(p.tenant_id))) - {SPOOF_THRESHOLD}
         if body.name is not None and body.name not in known:
             raise NotFound(f"operating point {body.name!r} is not defined; known: {', '.join(sorted(known))}")
         t = tx.session.get(Tenant, p.tenant_id)
