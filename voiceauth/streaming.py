@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy.typing as npt
 
@@ -32,6 +33,9 @@ from voiceauth.errors import ConfigError
 from voiceauth.store.repo import Store
 from voiceauth.verification import Decision, VerificationResult, Verifier
 from voiceauth.watchlist import resolve_threshold
+
+if TYPE_CHECKING:
+    from voiceauth.antispoof.stream import CallSpoof
 
 __all__ = [
     "TELEPHONY_DECISIONS",
@@ -135,6 +139,7 @@ class StreamingVerifier:
         claim: ClaimView | Callable[[], ClaimView] | None = None,
         actor: str = "ivr",
         clock: Callable[[], float] = time.perf_counter,
+        spoof: CallSpoof | None = None,
     ) -> None:
         self.frontend = frontend
         self.engine = engine
@@ -147,6 +152,7 @@ class StreamingVerifier:
         self._claim: ClaimView | None = claim if isinstance(claim, ClaimView) else None
         self.actor = actor
         self.clock = clock
+        self.spoof = spoof  # AASIST windows as speech arrives (voiceauth.antispoof.stream); None: not scored
         self.decision: StreamDecision | None = None
         self.evaluations = 0  # embeddings computed (CPU spent per call)
         self._next_eval_s = self.policy.min_speech_s
@@ -160,6 +166,8 @@ class StreamingVerifier:
         t0 = self.clock()
         self.frontend.feed(chunk)
         speech_s = self.frontend.net_speech_s
+        if self.spoof is not None:
+            self.spoof.observe(int(speech_s * 16000), self.frontend.speech)
         if speech_s + 1e-9 < self._next_eval_s:
             return None
         return self._evaluate(speech_s, t0, final=False)
@@ -229,7 +237,10 @@ class StreamingVerifier:
             narrowband=narrowband,
             call_id=self.call_id,
             actor=self.actor,
+            spoof_check=self.spoof.check(self.frontend.speech()) if self.spoof is not None else None,
         )
+        if self.spoof is not None:
+            self.spoof.settle(result, self.verifier, self.tenant)  # monitor: a late score is recorded when ready
         return self._decide(result, speech_s, t0, early=not final)
 
     def _decide(self, result: VerificationResult, speech_s: float, t0: float, *, early: bool) -> StreamDecision:

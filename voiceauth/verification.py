@@ -305,6 +305,34 @@ class Verifier:
                 spoof_reason=spoof.reason if spoof is not None and spoof.suspected else None,
             )
 
+    def record_spoof(self, tenant: str, attempt_id: int, spoof: SpoofOutcome, *, actor: str = "antispoof") -> None:
+        """A monitor-mode spoof score that arrived after its attempt was decided (streams): judged at the tenant's
+        spoof threshold, put on the attempt and audited (``verify.spoof``). Never changes the decision."""
+        with self.store.transaction() as tx:
+            t = tx.tenant(tenant)
+            thresholds = tx.thresholds(t.id)
+            if SPOOF_THRESHOLD in thresholds:
+                spoof = spoof.at_threshold(thresholds[SPOOF_THRESHOLD])
+            attempt = tx.session.get(VerificationAttempt, attempt_id)
+            if attempt is None or attempt.tenant_id != t.id:
+                log.warning("antispoof: attempt %s of tenant %s is gone; late spoof score dropped", attempt_id, tenant)
+                return
+            attempt.spoof_score = spoof.score
+            attempt.spoof_reason = spoof.reason if spoof.suspected else None
+            details: dict[str, Any] = {"attempt": attempt_id, "call_id": attempt.call_id}
+            details |= {"spoof_suspected": spoof.suspected, "spoof_enforced": False}
+            if spoof.score is not None:
+                details["spoof_score"] = round(float(spoof.score), 4)
+            if spoof.threshold is not None:
+                details["spoof_threshold"] = spoof.threshold
+            if spoof.suspected and spoof.reason is not None:
+                details["spoof_reason"] = spoof.reason
+            spk = tx.session.get(Speaker, attempt.speaker_id) if attempt.speaker_id is not None else None
+            if spk is not None:
+                tx.audit("verify.spoof", actor=actor, speaker=spk, outcome=attempt.decision, details=details)
+            else:
+                tx.audit("verify.spoof", actor=actor, tenant_id=t.id, outcome=attempt.decision, details=details)
+
     def _fail(self, tx: StoreTx, spk: Speaker, lock: Lockout, now: dt.datetime) -> None:
         """One more consecutive failure (REJECT or SPOOF_SUSPECTED): lockout and, at the limit, voice disabled."""
         lock.consecutive_failures += 1
