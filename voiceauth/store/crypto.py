@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -78,6 +79,8 @@ class Keyring:
             if len(k) != 32:
                 raise DataKeyError(f"data key of {len(k)} bytes given; AES-256 needs exactly 32")
         self._keys = {key_id_of(k): AESGCM(k) for k in keys}
+        # keys of keyed lookup hashes (e.g. calling numbers), derived per data key and never stored
+        self._mac_keys = {key_id_of(k): hashlib.sha256(b"voiceauth-lookup-hash\x00" + k).digest() for k in keys}
         self.active_id = key_id_of(keys[0])
         self.ids = tuple(key_id_of(k) for k in keys)
 
@@ -99,6 +102,11 @@ class Keyring:
             return aes.decrypt(blob[1 : 1 + _NONCE], blob[1 + _NONCE :], aad)
         except InvalidTag as exc:
             raise DataKeyError(f"encrypted blob (key id {key_id}) failed authentication: tampered or moved") from exc
+
+    def lookup_hashes(self, value: bytes) -> dict[str, str]:
+        """HMAC-SHA256 of ``value`` under every data key's derived hashing key: key id -> hex digest. Store the
+        active key's; look up by all of them (rows hashed before a rotation still match)."""
+        return {kid: hmac.new(mk, value, hashlib.sha256).hexdigest() for kid, mk in self._mac_keys.items()}
 
     def encrypt_vector(self, vec: FloatArray, aad: bytes) -> tuple[str, bytes]:
         return self.encrypt(encode_vector(vec), aad)
