@@ -26,7 +26,7 @@ from ivr.serializers.twilio import TwilioSerializer
 from ivr.service import IvrService, KeyInfo, KeyResolver
 from ivr.session import CallSession
 from ivr.transport import CallRefused, serve_call
-from voiceauth.errors import VoiceAuthError
+from voiceauth.errors import NotFound, VoiceAuthError
 
 __all__ = ["ServicesKeys", "get_ivr", "router", "twilio_signature"]
 
@@ -259,7 +259,11 @@ async def get_call(call_id: str, request: Request) -> Any:
     info = _caller(request)
     if isinstance(info, JSONResponse):
         return info
-    outcome = get_ivr(request.app).registry.get(info.tenant, call_id)
+    ivr = get_ivr(request.app)
+    try:
+        outcome = (ivr.call_log or ivr.registry).get(info.tenant, call_id)
+    except NotFound:  # the key's tenant has no rows at all
+        outcome = None
     if outcome is None:
         return _problem(404, "Not Found", f"no call {call_id!r} for this tenant")
     return outcome.public() if info.role == "telephony" else outcome.full()
@@ -270,5 +274,9 @@ async def list_calls(request: Request, speaker_id: str, limit: int = 50) -> Any:
     info = _caller(request)
     if isinstance(info, JSONResponse):
         return info
-    found = get_ivr(request.app).registry.for_speaker(info.tenant, speaker_id, limit=max(1, min(limit, 500)))
+    ivr = get_ivr(request.app)
+    try:
+        found = (ivr.call_log or ivr.registry).for_speaker(info.tenant, speaker_id, limit=max(1, min(limit, 500)))
+    except NotFound:
+        found = []
     return {"calls": [c.public() if info.role == "telephony" else c.full() for c in found]}

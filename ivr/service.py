@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from enrollment.session import Enroller
-from ivr.calls import CallOutcome, CallRegistry, WebhookNotifier
+from ivr.calls import CallOutcome, CallRegistry, StoreCallLog, WebhookNotifier
 from ivr.flows.machine import Flow
 from ivr.flows.standard import STANDARD_FLOW
 from ivr.pins import PinBook, PinChecker
@@ -27,6 +27,9 @@ from ivr.transport import TransportLimits
 from voiceauth.audio.stream import FrontEndConfig, StreamingFrontEnd
 from voiceauth.config import Settings
 from voiceauth.embedding.base import EmbeddingEngine
+from voiceauth.errors import NotFound
+from voiceauth.store.ani import lookup_caller
+from voiceauth.store.repo import Store
 from voiceauth.streaming import StreamingPolicy, StreamingVerifier
 from voiceauth.verification import Verifier
 
@@ -60,6 +63,17 @@ class StaticKeys:
         return None
 
 
+def _store_directory(store: Store) -> Callable[[str, str], str]:
+    def lookup(tenant: str, ani: str) -> str:
+        try:
+            with store.transaction() as tx:
+                return lookup_caller(tx, tx.tenant(tenant).id, ani) or ""
+        except NotFound:
+            return ""
+
+    return lookup
+
+
 def _single_threaded() -> None:
     """Each IVR worker runs torch ops on one OpenMP thread (a per-thread setting): many calls in parallel scale
     across cores far better than every call fighting for all of them."""
@@ -83,6 +97,8 @@ class IvrService:
         registry: CallRegistry | None = None,
         ani_directory: Callable[[str, str], str] | None = None,
         enroller: Enroller | None = None,
+        call_log: StoreCallLog | None = None,
+        persist_calls: bool = True,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -96,6 +112,8 @@ class IvrService:
         self.pins = pins
         self.prompts = prompts or PromptLibrary(settings.ivr_prompt_dir or settings.home / "prompts")
         self.registry = registry or CallRegistry()
+        # outcomes in the store (GET /v1/calls from any worker process); the registry is this process's live view
+        self.call_log = call_log or (StoreCallLog(verifier.store) if persist_calls else None)
         secret = settings.ivr_webhook_secret.get_secret_value().encode() if settings.ivr_webhook_secret else None
         self.webhook = WebhookNotifier(settings.ivr_webhook_url, secret)
         self.executor = ThreadPoolExecutor(
@@ -106,7 +124,8 @@ class IvrService:
             idle_timeout_s=settings.ivr_idle_timeout_s,
             max_call_s=settings.ivr_max_call_s,
         )
-        self._ani = ani_directory
+        # calling number -> customer reference: the given directory, else the store's caller_numbers mappings
+        self._ani = ani_directory if ani_directory is not None else _store_directory(verifier.store)
         self.enroller = enroller  # passive enrolment during calls (None: not offered)
 
     def lookup_ani(self, tenant: str, ani: str) -> str:
@@ -136,9 +155,13 @@ class IvrService:
 
     def record(self, outcome: CallOutcome, *, final: bool) -> None:
         self.registry.put(outcome)
+        if self.call_log is not None:
+            self.call_log.put(outcome)
         if final:
             self.webhook.submit(outcome)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.webhook.close()
+        if self.call_log is not None:
+            self.call_log.close()
