@@ -51,7 +51,12 @@ def get_ivr(app: Any) -> IvrService:
         if pipeline is None or settings is None:
             raise RuntimeError("the app provides neither app.state.ivr, app.state.services nor app.state.pipeline")
     ivr = IvrService(
-        settings, engine=pipeline.engine, verifier=pipeline.verifier, keys=keys, enroller=pipeline.enroller
+        settings,
+        engine=pipeline.engine,
+        verifier=pipeline.verifier,
+        keys=keys,
+        enroller=pipeline.enroller,
+        countermeasure=getattr(pipeline, "countermeasure", None),
     )
     app.state.ivr = ivr
     return ivr

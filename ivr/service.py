@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from enrollment.session import Enroller
 from ivr.calls import CallOutcome, CallRegistry, StoreCallLog, WebhookNotifier
@@ -32,6 +32,10 @@ from voiceauth.store.ani import lookup_caller
 from voiceauth.store.repo import Store
 from voiceauth.streaming import StreamingPolicy, StreamingVerifier
 from voiceauth.verification import Verifier
+
+if TYPE_CHECKING:
+    from voiceauth.antispoof.countermeasure import Countermeasure
+    from voiceauth.antispoof.stream import CallSpoof, WindowBatcher
 
 __all__ = ["IvrService", "KeyInfo", "KeyResolver", "StaticKeys"]
 
@@ -99,6 +103,7 @@ class IvrService:
         enroller: Enroller | None = None,
         call_log: StoreCallLog | None = None,
         persist_calls: bool = True,
+        countermeasure: Countermeasure | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -127,6 +132,12 @@ class IvrService:
         # calling number -> customer reference: the given directory, else the store's caller_numbers mappings
         self._ani = ani_directory if ani_directory is not None else _store_directory(verifier.store)
         self.enroller = enroller  # passive enrolment during calls (None: not offered)
+        # AASIST on call streams (Settings.antispoof_mode): windows of all calls scored on one batching worker
+        self.spoof_batcher: WindowBatcher | None = None
+        if countermeasure is not None and settings.antispoof_mode != "off":
+            from voiceauth.antispoof.stream import WindowBatcher
+
+            self.spoof_batcher = WindowBatcher(countermeasure)
 
     def lookup_ani(self, tenant: str, ani: str) -> str:
         """The customer reference for a caller's number ("" when unknown or no directory is configured)."""
@@ -151,7 +162,16 @@ class IvrService:
             speaker_ref=speaker_ref,
             call_id=start.call_id,
             policy=self.policy,
+            spoof=self._call_spoof(),
         )
+
+    def _call_spoof(self) -> CallSpoof | None:
+        if self.spoof_batcher is None:
+            return None
+        from voiceauth.antispoof.stream import CallSpoof
+
+        s = self.settings
+        return CallSpoof(self.spoof_batcher, mode=s.antispoof_mode, max_windows=s.antispoof_stream_windows)
 
     def record(self, outcome: CallOutcome, *, final: bool) -> None:
         self.registry.put(outcome)
@@ -163,5 +183,7 @@ class IvrService:
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.webhook.close()
+        if self.spoof_batcher is not None:
+            self.spoof_batcher.close(timeout=5.0)
         if self.call_log is not None:
             self.call_log.close()
