@@ -81,6 +81,9 @@ class DtmfDetector:
         self.margin = 10 ** (min_group_margin_db / 10)
         self.min_energy = (min_level**2) * self.block
         self._freqs = np.array(ROWS + COLS)
+        # the Goertzel power of every block at once: |sum x[n] e^(-j w n)|^2 is what the recurrence computes
+        phase = 2.0 * np.pi * np.outer(np.arange(self.block), self._freqs) / sample_rate
+        self._basis = np.concatenate([np.cos(phase), np.sin(phase)], axis=1)  # [block, 16]
         self._pending = np.zeros(0, dtype=np.float64)
         self._current: str | None = None
         self._run = 0
@@ -92,8 +95,15 @@ class DtmfDetector:
         n = x.size // self.block
         self._pending = x[n * self.block :]
         found: list[str] = []
+        if n == 0:
+            return found
+        blocks = x[: n * self.block].reshape(n, self.block)
+        energy = np.einsum("ij,ij->i", blocks, blocks)
+        proj = blocks @ self._basis
+        power = proj[:, :8] ** 2 + proj[:, 8:] ** 2
+        fractions = 2.0 * power / (self.block * np.maximum(energy, 1e-30)[:, None])
         for i in range(n):
-            digit = self.classify(x[i * self.block : (i + 1) * self.block])
+            digit = self._classify(float(energy[i]), fractions[i])
             if digit is not None and digit == self._current:
                 self._run += 1
             else:
@@ -105,9 +115,14 @@ class DtmfDetector:
 
     def classify(self, block: npt.NDArray[np.float64]) -> str | None:
         """The digit held by one block, or None."""
-        if float(np.dot(block, block)) < self.min_energy:
+        energy = float(np.dot(block, block))
+        if energy < self.min_energy:
             return None
-        p = goertzel_power(block, self._freqs, self.sample_rate)
+        return self._classify(energy, goertzel_power(block, self._freqs, self.sample_rate))
+
+    def _classify(self, energy: float, p: npt.NDArray[np.float64]) -> str | None:
+        if energy < self.min_energy:
+            return None
         rows, cols = p[:4], p[4:]
         r, c = int(np.argmax(rows)), int(np.argmax(cols))
         pr, pc = rows[r], cols[c]
