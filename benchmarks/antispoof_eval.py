@@ -16,6 +16,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -25,11 +26,16 @@ from models.registry import AASIST
 from voiceauth.antispoof.attacks import espeak_attacks, piper_attacks, telephone_channel
 from voiceauth.antispoof.countermeasure import Countermeasure
 from voiceauth.antispoof.evaluation import load_16k, spoof_metrics
-from voiceauth.antispoof.windows import pool_scores, trim_silence, windows
+from voiceauth.antispoof.windows import WINDOW_SAMPLES, pool_scores, trim_silence, window_starts, windows
+from voiceauth.audio.codecs import mulaw_decode, mulaw_encode
+from voiceauth.audio.frontend import FrontEnd
+from voiceauth.audio.resample import resample
 from voiceauth.config import Settings
+from voiceauth.embedding.base import FloatArray
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
+DENSE_HOP = 16_150  # windows are scored 1 s apart; policies with hops of 1, 2 or 4 s are read from that cache
 
 
 def build_sets(work: Path, n_libri: int, n_fsdd: int, n_espeak: int, n_piper: int) -> dict[str, list[Path]]:
@@ -70,10 +76,35 @@ def build_sets(work: Path, n_libri: int, n_fsdd: int, n_espeak: int, n_piper: in
     return sets
 
 
+def condition_audio(x: FloatArray, cond: str, frontends: dict[str, FrontEnd]) -> FloatArray:
+    """What the countermeasure sees for one 16 kHz file under ``cond``.
+
+    ``telephone``/``16k`` (+ ``-trim``): the file through the G.711 channel or not, silence-trimmed or not.
+    ``pipeline``: what production scores for a phone call: 16 kHz -> 8 kHz G.711 mu-law -> the service's front end
+    (band matching, resampling, Silero VAD) -> the speech segments at 16 kHz (``Utterance.speech``).
+    ``pipeline-wide``: a 16 kHz upload through the front end with ``audio_band=wide`` (no band limiting).
+    """
+    if cond == "pipeline":
+        narrow = np.clip(resample(x, 16_000, 8_000), -1.0, 1.0)
+        return frontends["telephone"].from_samples(mulaw_decode(mulaw_encode(narrow)), 8_000, narrowband=True).speech
+    if cond == "pipeline-wide":
+        return frontends["wide"].from_samples(np.clip(x, -1.0, 1.0), 16_000).speech
+    if cond.startswith("telephone"):
+        x = telephone_channel(x)
+    if cond.endswith("-trim"):
+        x = trim_silence(x)
+    return x
+
+
 def score_all(
     cm: Countermeasure, sets: dict[str, list[Path]], cache: Path, conditions: list[str]
-) -> dict[str, dict[str, list[float]]]:
-    scores: dict[str, dict[str, list[float]]] = json.loads(cache.read_text()) if cache.exists() else {}
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per condition and set: every window of every file (``cm.hop`` apart, tail aligned), cached in ``cache``."""
+    scores: dict[str, dict[str, dict[str, Any]]] = json.loads(cache.read_text()) if cache.exists() else {}
+    frontends = {
+        "telephone": FrontEnd(Settings(audio_band="telephone")),
+        "wide": FrontEnd(Settings(audio_band="wide")),
+    }
     for cond in conditions:
         for name in ("piper", "fsdd", "librispeech", "espeak"):
             files = sets[name]
@@ -82,73 +113,116 @@ def score_all(
             for path in files:
                 if path.name in done:
                     continue
-                x = load_16k(path)
-                if cond.startswith("telephone"):
-                    x = telephone_channel(x)
-                if cond.endswith("-trim"):
-                    x = trim_silence(x)
-                mat = windows(x, cm.window, cm.hop, cm.max_windows)
-                done[path.name] = [float(v) for v in cm.score_windows(mat)]
+                x = condition_audio(load_16k(path), cond, frontends)
+                if x.size == 0:
+                    print(f"{key}: no speech in {path.name}; skipped", flush=True)
+                    continue
+                starts = window_starts(x.size, cm.window, cm.hop, 10_000)
+                mat = windows(x, cm.window, cm.hop, 10_000)
+                done[path.name] = {
+                    "n": int(x.size),
+                    "starts": starts,
+                    "scores": [float(v) for v in cm.score_windows(mat)],
+                }
                 scores[key] = done
                 cache.write_text(json.dumps(scores))
             print(f"scored {key}: {len(done)} files", flush=True)
     return scores
 
 
-def pooled(scores: dict[str, dict[str, list[float]]], cond: str, name: str, pooling: str) -> list[float]:
-    """Utterance scores of one set: window scores pooled (``first`` = the first window only)."""
-    vals = scores[f"{cond}/{name}"].values()
+#: (name, hop in samples or None for the dense hop, max windows, pooling) of the window policies compared
+POLICIES: tuple[tuple[str, int | None, int, str], ...] = tuple(
+    (f"{pool}-k{k}-hop{hop // 16_150 if hop else 0}", hop, k, pool)
+    for pool in ("min", "mean", "median", "max")
+    for hop in (16_150, 32_300, 64_600)
+    for k in (1, 2, 3, 4, 6, 8)
+) + (("first", None, 1, "first"),)
+
+
+def utterance_score(entry: dict[str, Any], window: int, hop: int | None, k: int, pooling: str) -> float:
+    """The pooled score a countermeasure with this (hop, max windows, pooling) gives, from the dense window cache."""
+    by_start = dict(zip(entry["starts"], entry["scores"], strict=True))
     if pooling == "first":
-        return [w[0] for w in vals]
-    return [pool_scores(w, pooling) for w in vals]  # type: ignore[arg-type]
+        return float(entry["scores"][0])
+    starts = window_starts(int(entry["n"]), window, hop or DENSE_HOP, k)
+    missing = [s for s in starts if s not in by_start]
+    if missing:
+        raise SystemExit(f"hop {hop} needs windows at {missing[:3]}, not in the dense cache; re-score with --hop")
+    return pool_scores([by_start[s] for s in starts], pooling)  # type: ignore[arg-type]
 
 
-def analyse(scores: dict[str, dict[str, list[float]]], threshold: float, conditions: list[str]) -> dict[str, object]:
-    report: dict[str, object] = {}
+def pooled(
+    scores: dict[str, dict[str, dict[str, Any]]], cond: str, name: str, policy: tuple[str, int | None, int, str]
+) -> list[float]:
+    _, hop, k, pooling = policy
+    return [utterance_score(e, WINDOW_SAMPLES, hop, k, pooling) for e in scores[f"{cond}/{name}"].values()]
+
+
+def analyse(
+    scores: dict[str, dict[str, dict[str, Any]]], threshold: float, conditions: list[str]
+) -> dict[str, dict[str, Any]]:
+    report: dict[str, dict[str, Any]] = {}
     for cond in conditions:
-        for pooling in ("mean", "median", "min", "max", "first"):
-            bona = {b: pooled(scores, cond, b, pooling) for b in ("librispeech", "fsdd")}
+        for policy in POLICIES:
+            bona = {b: pooled(scores, cond, b, policy) for b in ("librispeech", "fsdd")}
             for atk in ("espeak", "piper"):
-                for bname, b in [*bona.items(), ("all", bona["librispeech"] + bona["fsdd"])]:
-                    m = spoof_metrics(b, pooled(scores, cond, atk, pooling), threshold)
-                    report[f"{cond}|{pooling}|{atk}|{bname}"] = m.as_dict()
+                spoof = pooled(scores, cond, atk, policy)
+                for bname, b in [*bona.items(), ("librispeech+fsdd", bona["librispeech"] + bona["fsdd"])]:
+                    report[f"{cond}|{policy[0]}|{atk}|{bname}"] = spoof_metrics(b, spoof, threshold).as_dict()
     return report
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("/tmp/voiceauth-antispoof-eval"))
-    ap.add_argument("--libri", type=int, default=50)
-    ap.add_argument("--fsdd", type=int, default=30)
-    ap.add_argument("--espeak", type=int, default=40)
+    ap.add_argument("--libri", type=int, default=40)
+    ap.add_argument("--fsdd", type=int, default=24)
+    ap.add_argument("--espeak", type=int, default=24)
     ap.add_argument("--piper", type=int, default=40)
-    ap.add_argument("--max-windows", type=int, default=4)
-    ap.add_argument("--conditions", default="telephone,16k", help="telephone, 16k, telephone-trim, 16k-trim")
+    ap.add_argument("--conditions", default="pipeline,telephone-trim,16k-trim", help=condition_audio.__doc__)
     ap.add_argument("--threshold", type=float, default=None, help="default: Settings().antispoof_threshold")
+    ap.add_argument("--score-only", action="store_true", help="fill the window cache, no report")
+    ap.add_argument("--top", type=int, default=6, help="policies listed per condition (best EER, piper vs all)")
     args = ap.parse_args()
     settings = Settings()
-    threshold = args.threshold if args.threshold is not None else float(getattr(settings, "antispoof_threshold", 0.0))
-    cm = Countermeasure(ensure_model(settings, AASIST), max_windows=args.max_windows)
+    threshold = args.threshold if args.threshold is not None else float(settings.antispoof_threshold)
     args.work.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    sets = build_sets(args.work, args.libri, args.fsdd, args.espeak, args.piper)
-    print(f"sets built in {time.time() - t0:.0f} s: " + ", ".join(f"{k}={len(v)}" for k, v in sets.items()), flush=True)
     conditions = args.conditions.split(",")
-    scores = score_all(cm, sets, args.work / f"window_scores-{'_'.join(conditions)}.json", conditions)
+    cache = args.work / "window_scores.json"
+    if not args.score_only and cache.exists():
+        scores = json.loads(cache.read_text())
+    else:
+        cm = Countermeasure(ensure_model(settings, AASIST), hop=DENSE_HOP, trim=False)
+        t0 = time.time()
+        sets = build_sets(args.work, args.libri, args.fsdd, args.espeak, args.piper)
+        print(f"sets built in {time.time() - t0:.0f} s: " + ", ".join(f"{k}={len(v)}" for k, v in sets.items()))
+        scores = score_all(cm, sets, cache, conditions)
+        if args.score_only:
+            return
     report = analyse(scores, threshold, conditions)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"antispoof-{'_'.join(conditions)}.json").write_text(
-        json.dumps({"threshold": threshold, "max_windows": args.max_windows, "results": report}, indent=1)
+    configured = (
+        f"{settings.antispoof_pooling}-k{settings.antispoof_max_windows}-hop{settings.antispoof_hop_samples // 16_150}"
     )
-    print("| channel | pooling | attack | bona fide | EER % | APCER % | BPCER % |")
-    print("|---|---|---|---|---|---|---|")
-    for key, m in report.items():
-        cond, pooling, atk, bname = key.split("|")
-        assert isinstance(m, dict)
-        print(
-            f"| {cond} | {pooling} | {atk} | {bname} | {100 * m['eer']:.1f} | {100 * m['apcer']:.1f} | "
-            f"{100 * m['bpcer']:.1f} |"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "antispoof.json").write_text(
+        json.dumps(
+            {"threshold": threshold, "configured_policy": configured, "conditions": conditions, "results": report},
+            indent=1,
         )
+    )
+    print(f"threshold {threshold:g}; configured policy {configured}")
+    print("| channel | policy | attack | bona fide | EER % | APCER % | BPCER % |")
+    print("|---|---|---|---|---|---|---|")
+    for cond in conditions:
+        ranked = sorted({p[0] for p in POLICIES}, key=lambda n: report[f"{cond}|{n}|piper|librispeech+fsdd"]["eer"])
+        for name in [configured, *[n for n in ranked[: args.top] if n != configured]]:
+            for atk in ("piper", "espeak"):
+                for bname in ("librispeech", "fsdd", "librispeech+fsdd"):
+                    m = report[f"{cond}|{name}|{atk}|{bname}"]
+                    print(
+                        f"| {cond} | {name} | {atk} | {bname} | {100 * m['eer']:.1f} | {100 * m['apcer']:.1f} | "
+                        f"{100 * m['bpcer']:.1f} |"
+                    )
 
 
 if __name__ == "__main__":

@@ -7,21 +7,33 @@ Subjects, timed round-robin in the same run so that load from other processes fa
 * ``countermeasure-b4``: the same, 4 windows in one batch (per window);
 * ``fingerprint+compare``: the replay check for one 4 s attempt against one remembered attempt.
 
-    .venv/bin/python benchmarks/antispoof_latency.py --repeats 5
+Then (``--calls N``, 0 to skip) what anti-spoofing adds to a call stream: FSDD digit strings as 8 kHz mu-law calls
+in 100 ms blocks through :class:`voiceauth.streaming.StreamingVerifier` with the real speaker engine, claiming an
+enrolled speaker, with ``antispoof_mode`` off, monitor and enforce (the same calls, in the same run): the decision
+latency (from the deciding block's arrival to the decision) and the CPU seconds per call (process time, AASIST
+worker included, a monitor-mode score recorded after the decision included).
 
-Writes ``benchmarks/results/antispoof_latency.json`` and prints a markdown table (median ms, ratio to reference).
+    .venv/bin/python benchmarks/antispoof_latency.py --repeats 5 --calls 12
+    .venv/bin/python -m benchmarks antispoof              # the same through the benchmark suite
+
+Writes ``benchmarks/results/antispoof_latency.json`` and prints markdown tables (medians, ratios to reference/off).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import soundfile as sf
 import torch
 
@@ -34,15 +46,12 @@ from voiceauth.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "antispoof_latency.json"
+FSDD = ROOT.parent / "shared" / "data" / "fsdd"
+SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def window_latency(repeats: int = 5) -> dict[str, Any]:
+    """Median ms per 4 s window of each subject, timed round-robin."""
     model_dir = ensure_model(Settings(), AASIST)
     cm = Countermeasure(model_dir, max_windows=1)
     reference = Countermeasure(model_dir, max_windows=1)
@@ -67,29 +76,148 @@ def main() -> None:
     for fn, _ in subjects.values():
         fn()  # warm-up
     times: dict[str, list[float]] = {k: [] for k in subjects}
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         for name, (fn, per) in subjects.items():
             t0 = time.perf_counter()
             fn()
             times[name].append((time.perf_counter() - t0) * 1000.0 / per)
     med = {k: float(np.median(v)) for k, v in times.items()}
-    data = {
+    return {
         "window_samples": WINDOW_SAMPLES,
-        "repeats": args.repeats,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "machine": platform.processor() or platform.machine(),
+        "repeats": repeats,
         "median_ms_per_window": med,
         "ratio_to_reference": {k: v / med["reference"] for k, v in med.items()},
         "max_abs_score_diff_vs_reference": max_diff,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def _digits(speaker: str, ds: str, index: int) -> npt.NDArray[np.float32]:
+    parts = [sf.read(FSDD / f"{d}_{speaker}_{index}.wav", dtype="float32")[0] for d in ds]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def stream_cost(calls: int = 12) -> dict[str, Any]:
+    """Decision latency and CPU per call with anti-spoofing off / monitor / enforce (same calls, interleaved)."""
+    from voiceauth.antispoof.countermeasure import create_countermeasure
+    from voiceauth.antispoof.stream import CallSpoof, WindowBatcher
+    from voiceauth.audio.codecs import mulaw_encode
+    from voiceauth.audio.stream import StreamingFrontEnd
+    from voiceauth.embedding.factory import create_engine
+    from voiceauth.pipeline import Pipeline
+    from voiceauth.streaming import StreamingPolicy, StreamingVerifier
+
+    settings = Settings(
+        home=Path(tempfile.mkdtemp(prefix="voiceauth-bench-")),
+        antispoof_model_dir=ensure_model(Settings(), AASIST),
+        scoring_backend="cosine",
+        enroll_min_speech_s=6.0,
+        lockout_failures=1_000_000,
+        lockout_disable_failures=1_000_001,
+        antispoof_mode="off",
+    )
+    engine = create_engine(Settings())
+    cm = create_countermeasure(settings)
+    pipe = Pipeline.from_settings(settings, engine=engine)
+    pipe.register("bench", "george", consent_method="bench", consent_text_version="v1", actor="bench")
+    assert pipe.frontend is not None
+    enrol = pipe.frontend.from_samples(np.concatenate([_digits("george", "0123456789", i) for i in (0, 1)]), 8000)  # type: ignore[attr-defined]
+    assert pipe.enroll("bench", "george", enrol, actor="bench").enrolled
+    policy = StreamingPolicy.from_settings(settings)
+    strings = ("3141592653", "2718281828", "1618033988")
+    audio = [_digits(SPEAKERS[i % 6], strings[(i // 6) % 3], 40 + i // 6) for i in range(calls)]
+    rows: dict[str, list[dict[str, float]]] = {"off": [], "monitor": [], "enforce": []}
+    for i, x in enumerate([audio[0], *audio]):  # the first call warms up (not counted)
+        data = mulaw_encode(x)
+        for mode in rows:
+            batcher = WindowBatcher(cm) if mode != "off" else None
+            spoof = CallSpoof(batcher, mode=mode, max_windows=settings.antispoof_stream_windows) if batcher else None
+            sv = StreamingVerifier(
+                frontend=StreamingFrontEnd(settings, sample_rate=8000, fmt="mulaw"),
+                engine=engine,
+                verifier=pipe.verifier,
+                tenant="bench",
+                speaker_ref="george",
+                call_id=f"{mode}-{i}",
+                policy=policy,
+                spoof=spoof,
+            )
+            cpu0 = time.process_time()
+            decided = None
+            for k in range(0, len(data), 800):
+                if (decided := sv.feed(data[k : k + 800])) is not None:
+                    break
+            decided = decided or sv.finish()
+            if batcher is not None:
+                batcher.close(timeout=120.0)  # a monitor score recorded after the decision is part of the call's CPU
+            if i == 0:
+                continue
+            rows[mode].append(
+                {
+                    "latency_ms": decided.compute_ms,
+                    "cpu_s": time.process_time() - cpu0,
+                    "speech_s": decided.speech_seconds,
+                    "windows": float(spoof.windows_submitted if spoof else 0),
+                }
+            )
+    summary: dict[str, Any] = {"calls": calls, "stream_windows": settings.antispoof_stream_windows, "modes": {}}
+    for mode, rs in rows.items():
+        summary["modes"][mode] = {
+            "median_latency_ms": statistics.median(r["latency_ms"] for r in rs),
+            "p95_latency_ms": float(np.percentile([r["latency_ms"] for r in rs], 95)),
+            "median_cpu_s": statistics.median(r["cpu_s"] for r in rs),
+            "mean_windows": statistics.mean(r["windows"] for r in rs),
+            "median_speech_s": statistics.median(r["speech_s"] for r in rs),
+        }
+    off = summary["modes"]["off"]
+    for m in summary["modes"].values():
+        m["latency_ratio_to_off"] = m["median_latency_ms"] / off["median_latency_ms"]
+        m["added_cpu_s"] = m["median_cpu_s"] - off["median_cpu_s"]
+    return summary
+
+
+def run(repeats: int = 5, threads: int | None = None, calls: int = 12) -> dict[str, Any]:
+    """Both parts; writes the results file and prints the tables."""
+    if threads:
+        torch.set_num_threads(threads)
+    data: dict[str, Any] = {
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "load_average": list(os.getloadavg()),
+        **window_latency(repeats),
+    }
+    med = data["median_ms_per_window"]
     print(f"| subject | median ms / 4 s window | ratio to reference |   (threads {torch.get_num_threads()})")
     print("|---|---|---|")
     for k, v in med.items():
         print(f"| {k} | {v:.0f} | {v / med['reference']:.2f} |")
-    print(f"max |score difference| production vs reference: {max_diff:.2e}")
+    print(f"max |score difference| production vs reference: {data['max_abs_score_diff_vs_reference']:.2e}")
+    if calls > 0:
+        data["stream"] = stream_cost(calls)
+        print(
+            f"\n| antispoof_mode | decision latency median ms | p95 ms | ratio to off | CPU s / call | added CPU s "
+            f"| windows / call |   ({calls} calls, antispoof_stream_windows {data['stream']['stream_windows']})"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for mode, m in data["stream"]["modes"].items():
+            print(
+                f"| {mode} | {m['median_latency_ms']:.0f} | {m['p95_latency_ms']:.0f} "
+                f"| {m['latency_ratio_to_off']:.2f} | {m['median_cpu_s']:.2f} | {m['added_cpu_s']:+.2f} "
+                f"| {m['mean_windows']:.1f} |"
+            )
+    data["load_average_after"] = list(os.getloadavg())
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(data, indent=1) + "\n")
+    return data
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--calls", type=int, default=12, help="calls per antispoof_mode in the stream part (0: skip)")
+    args = ap.parse_args()
+    run(args.repeats, args.threads, args.calls)
 
 
 if __name__ == "__main__":

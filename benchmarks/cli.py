@@ -7,6 +7,7 @@ Examples::
     python -m benchmarks all --quick                    # CI smoke run (< 2 min on 2 cores)
     python -m benchmarks all                            # full CPU table into benchmarks/results/
     python -m benchmarks all --device cuda              # the same on a GPU
+    python -m benchmarks antispoof                      # AASIST ms per 4 s window, its cost per call stream
 """
 
 from __future__ import annotations
@@ -166,3 +167,15 @@ def all_cmd(
     paths = write_results(result, out, stem or ("embedding-" + dev + ("-quick" if quick else "")))
     typer.echo(markdown(result))
     typer.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+@app.command("antispoof")
+def antispoof_cmd(
+    repeats: Annotated[int, typer.Option(help="Timed rounds per subject.")] = 5,
+    threads: Annotated[int | None, typer.Option(help="torch intra-op threads (default: torch's).")] = None,
+    calls: Annotated[int, typer.Option(help="Calls per antispoof_mode in the stream part (0: skip it).")] = 12,
+) -> None:
+    """Anti-spoofing: AASIST latency per 4 s window vs the plain eager port, replay check, added cost per call."""
+    from benchmarks.antispoof_latency import run
+
+    run(repeats=repeats, threads=threads, calls=calls)
