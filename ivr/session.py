@@ -37,6 +37,9 @@ __all__ = ["CallSession"]
 log = logging.getLogger(__name__)
 
 _DECODERS = {"mulaw": mulaw_decode, "alaw": alaw_decode, "l16": l16_decode}
+_MAX_BLOCK_S = 1.0  # largest audio block while the verifier is far from an evaluation (or enrolling)
+_DECIDED_BLOCK_S = 0.5  # after the decision only the flow's timers need the audio clock
+_EVAL_MARGIN_S = 0.15  # VAD padding can add speech slightly faster than real time
 
 
 def _locked(fn: Callable[..., Sequence[OutEvent]]) -> Callable[..., Sequence[OutEvent]]:
@@ -70,13 +73,41 @@ class CallSession:
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._feed_bytes = self.width * self.rate * service.settings.ivr_feed_ms // 1000
+        self._block_bytes = 0 if start.probe else self._feed_bytes * max(1, start.channels)
         self._ended = False
         self.enrolment: StreamingFrontEnd | None = None
 
     @property
     def audio_block_bytes(self) -> int:
-        """The transport hands audio over in blocks of ``ivr_feed_ms`` (all channels): one worker hop per block."""
-        return 0 if self.start.probe else self._feed_bytes * max(1, self.start.channels)
+        """How much audio (all channels) the transport should gather before the next :meth:`on_audio`.
+
+        ``ivr_feed_ms`` while anything may happen at short notice (digits, the greeting, a voice decision near),
+        larger blocks (up to ``_MAX_BLOCK_S``) while the verifier is far from its next evaluation or done: fewer
+        worker hops and VAD calls per second without delaying a decision (see :meth:`_plan_block`).
+        """
+        return self._block_bytes
+
+    def _plan_block(self) -> None:
+        """Choose the next block size (called at the end of each handler method, under the call's lock)."""
+        feed_s = self._feed_bytes / (self.width * self.rate)
+        block_s = feed_s
+        v = self.verifier
+        if self.start.probe or self.finished:
+            return
+        if self.enrolment is not None:
+            block_s = _MAX_BLOCK_S
+        elif self.flow.collecting or v is None:
+            block_s = feed_s
+        elif v.decision is None:
+            ahead = v.speech_to_next_evaluation_s - _EVAL_MARGIN_S
+            deadline = self.flow.voice_deadline_ms
+            if deadline is not None:
+                ahead = min(ahead, (deadline - self.now_ms) / 1000)
+            block_s = min(_MAX_BLOCK_S, max(feed_s, ahead))
+        else:
+            block_s = _DECIDED_BLOCK_S
+        per_s = self.width * self.rate * max(1, self.start.channels)
+        self._block_bytes = max(self.width, int(block_s * per_s) // self.width * self.width)
 
     @property
     def now_ms(self) -> int:
@@ -90,7 +121,9 @@ class CallSession:
         ref = self.start.speaker_ref or self.service.lookup_ani(self.tenant, self.start.ani)
         self.outcome.speaker_id = ref
         if self.start.params.get("mode") == "enroll":
-            return self._begin_enrolment(ref)
+            out = self._begin_enrolment(ref)
+            self._plan_block()
+            return out
         log.info(
             "call %s started (%s, %s %d Hz x%d)",
             self.start.call_id,
@@ -99,7 +132,9 @@ class CallSession:
             self.rate,
             self.start.channels,
         )
-        return self._act(self.flow.start(speaker_ref=ref, now_ms=0))
+        out = self._act(self.flow.start(speaker_ref=ref, now_ms=0))
+        self._plan_block()
+        return out
 
     @_locked
     def on_audio(self, payload: bytes) -> Sequence[OutEvent]:
@@ -126,12 +161,15 @@ class CallSession:
             if self._decision is None:
                 out.extend(self._on_decision(self.verifier.finish()))
         out.extend(self._act(self.flow.tick(self.now_ms)))
+        self._plan_block()
         return out
 
     @_locked
     def on_digit(self, digit: str) -> Sequence[OutEvent]:
         log.info("call %s: digit received", self.start.call_id)  # never the digit itself (PINs)
-        return self._act(self.flow.digit(digit, self.now_ms))
+        out = self._act(self.flow.digit(digit, self.now_ms))
+        self._plan_block()
+        return out
 
     @_locked
     def on_mark(self, name: str) -> Sequence[OutEvent]:

@@ -60,8 +60,8 @@ class WebSocketLike(Protocol):
 class CallHandler(Protocol):
     """The call logic behind one stream (see :class:`ivr.session.CallSession`). Sync: runs on the executor.
 
-    A handler may define ``audio_block_bytes`` (int): audio is handed to :meth:`on_audio` in blocks of at least
-    that many bytes (0 or absent: frame by frame).
+    A handler may define ``audio_block_bytes`` (int, read again after each call into the handler): audio is handed
+    to :meth:`on_audio` in blocks of at least that many bytes (0 or absent: frame by frame).
     """
 
     def opening(self) -> Sequence[OutEvent]: ...
@@ -106,7 +106,9 @@ async def serve_call(
     label = serializer.name
 
     async def run(fn: Callable[..., Sequence[OutEvent]], *args: object) -> None:
+        nonlocal block
         outs = await loop.run_in_executor(executor, fn, *args)
+        block = int(getattr(handler, "audio_block_bytes", 0) or 0)  # the handler may change it as the call goes
         await send_events(outs)
 
     async def send_events(outs: Sequence[OutEvent]) -> None:
@@ -156,7 +158,6 @@ async def serve_call(
                     break
             elif isinstance(event, CallStart):
                 handler = await open_handler(event)
-                block = int(getattr(handler, "audio_block_bytes", 0) or 0)
                 for f in event.ack:
                     await ws.send(f)
                 await run(handler.opening)

@@ -199,6 +199,17 @@ class StreamingVerifier:
         return self.frontend.net_speech_s
 
     @property
+    def speech_to_next_evaluation_s(self) -> float:
+        """Net speech still to come before the next evaluation (0 when one is due, infinite once decided).
+
+        Speech cannot arrive faster than the audio, so a caller may gather about this much audio before feeding it
+        without delaying any decision (the IVR feeds large blocks while far from an evaluation, small ones near it).
+        """
+        if self.decision is not None:
+            return float("inf")
+        return max(0.0, self._next_eval_s - self.frontend.net_speech_s)
+
+    @property
     def received_ms(self) -> int:
         return int(round(self.frontend.duration_s * 1000))
 
