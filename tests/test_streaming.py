@@ -152,3 +152,31 @@ def test_policy_validates_its_numbers() -> None:
         StreamingPolicy(embed_every_s=0)
     with pytest.raises(ConfigError, match="max_speech_s"):
         StreamingPolicy(min_speech_s=5, max_speech_s=4)
+
+
+def test_blocks_sized_by_the_speech_still_needed_decide_at_the_same_point(pipe: Pipeline) -> None:
+    """The IVR feeds up to 1 s at a time while an evaluation is far (speech_to_next_evaluation_s): the decision
+    comes with the same speech and at the same point of the call as with 100 ms blocks, with far fewer feeds."""
+    audio = np.concatenate([_speech("jackson")[0], _speech("lucas")[0]])
+    for vec in (E0, E_NEAR):
+        small, _, _ = _run(pipe, vec, audio, call_id="small")
+        fe = StreamingFrontEnd(Settings(), sample_rate=8000, fmt="mulaw")
+        sv = StreamingVerifier(
+            frontend=fe,
+            engine=StubEngine(vec),
+            verifier=pipe.verifier,
+            tenant=TENANT,
+            speaker_ref="george",
+            call_id="planned",
+            policy=StreamingPolicy(min_speech_s=3.0, embed_every_s=0.5, max_speech_s=8.0),
+        )
+        data, pos, feeds, decided = mulaw_encode(audio), 0, 0, None
+        while pos < len(data) and decided is None:
+            block_s = max(0.1, min(1.0, sv.speech_to_next_evaluation_s - 0.15))
+            n = int(round(block_s * 10)) * 800  # whole 100 ms blocks, as the session asks for them
+            decided, pos, feeds = sv.feed(data[pos : pos + n]), pos + n, feeds + 1
+        assert decided is not None and sv.speech_to_next_evaluation_s == float("inf")
+        assert decided.decision == small.decision
+        assert abs(decided.speech_seconds - small.speech_seconds) < 0.11
+        assert abs(decided.decided_at_ms - small.decided_at_ms) <= 100
+        assert feeds < small.decided_at_ms / 100 / 2  # at most half as many feeds as 100 ms blocks
