@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import json
 import multiprocessing as mp
 import os
 import statistics
@@ -64,6 +65,7 @@ def _setup(home: Path, engine: Any) -> Any:
         enroll_min_speech_s=6.0,
         lockout_failures=1_000_000,  # impostor after impostor must not lock the claimed identity mid-benchmark
         lockout_disable_failures=1_000_001,
+        antispoof_mode="off",  # measured without AASIST; its cost per window is measured separately (--aasist)
     )
     pipe = Pipeline.from_settings(settings, engine=engine)
     pipe.register(TENANT, "george", consent_method="bench", consent_text_version="v1", actor="bench")
@@ -132,7 +134,7 @@ def single_call_latency(n_per_speaker: int = 2) -> dict[str, Any]:
 
 
 # -- part 2 -----------------------------------------------------------------------------------------------------
-def _serve(port_q: Any, workers: int) -> None:
+def _serve(port_q: Any, workers: int, feed_ms: int, backend: str) -> None:
     import uvicorn
     from fastapi import FastAPI
 
@@ -141,9 +143,9 @@ def _serve(port_q: Any, workers: int) -> None:
     from voiceauth.config import Settings
     from voiceauth.embedding.factory import create_engine
 
-    engine = create_engine(Settings())
+    engine = create_engine(Settings(backend=backend))  # type: ignore[arg-type]
     settings, pipe = _setup(Path(tempfile.mkdtemp()), engine)
-    settings = settings.model_copy(update={"ivr_workers": workers, "ivr_idle_timeout_s": 30.0})
+    settings = settings.model_copy(update={"ivr_workers": workers, "ivr_idle_timeout_s": 30.0, "ivr_feed_ms": feed_ms})
     ivr = IvrService(
         settings, engine=engine, verifier=pipe.verifier, keys=StaticKeys({KEY: KeyInfo(TENANT, "telephony")})
     )
@@ -156,29 +158,114 @@ def _serve(port_q: Any, workers: int) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     port_q.put(port)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws_max_size=1 << 20)
+    # as voiceauth.api.server runs it: no permessage-deflate (audio does not compress)
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_level="warning", ws_max_size=1 << 20, ws_per_message_deflate=False
+    )
 
 
-async def _level(url: str, n: int, audios: list[np.ndarray]) -> dict[str, Any]:
-    from ivr.simulate import simulate_call
+class _Call:
+    """One simulated L16 call: frames pre-encoded, sent by the shared ticker, decisions read by its own task."""
 
-    span = float(np.mean([a.size for a in audios])) / 8000
+    def __init__(self, i: int, frames: list[bytes], genuine: bool, start_at: float) -> None:
+        self.i, self.frames, self.genuine, self.start_at = i, frames, genuine, start_at
+        self.ws: Any = None
+        self.sent = 0
+        self.sent_at: list[float] = []
+        self.done = False  # stop sent (or connection lost)
+        self.decision: str | None = None
+        self.latency_ms: float | None = None
+        self.error: str | None = None
+        self.reader: asyncio.Task[None] | None = None
 
-    async def one(i: int) -> Any:
-        await asyncio.sleep(i * span / max(n, 1))  # starts spread over one call length: n calls up at once
-        return await simulate_call("l16", url, audios[i % len(audios)], "george", api_key=KEY, speed=1.0, drain_s=20.0)
+    async def open(self, url: str) -> None:
+        import websockets
 
-    results = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
-    ok = [r for r in results if not isinstance(r, BaseException)]
-    lat = [r.latency_ms for r in ok if r.latency_ms is not None]
-    decided = sum(1 for r in ok if r.decision is not None)
+        await asyncio.sleep(max(0.0, self.start_at - time.perf_counter()))
+        try:
+            self.ws = await websockets.connect(url + "/v1/streams/l16", additional_headers={"X-API-KEY": KEY})
+            meta = {"content-type": "audio/l16;rate=8000", "call_id": f"bench-{self.i}", "speaker_id": "george"}
+            await self.ws.send(json.dumps(meta))
+            self.start_at = time.perf_counter()
+            self.reader = asyncio.create_task(self.read())
+        except Exception as exc:  # counted as an error of this call
+            self.error, self.done = type(exc).__name__, True
+
+    async def read(self) -> None:
+        try:
+            async for msg in self.ws:
+                if isinstance(msg, str):
+                    m = json.loads(msg)
+                    if m.get("event") == "decision" and self.decision is None:
+                        self.decision = m["decision"]
+                        at = int(m.get("decided_at_ms") or 0)
+                        idx = min(len(self.sent_at) - 1, max(0, -(-at // 20) - 1))
+                        self.latency_ms = (time.perf_counter() - self.sent_at[idx]) * 1000 if self.sent_at else None
+        except Exception as exc:
+            if self.decision is None:
+                self.error = type(exc).__name__
+
+    async def tick(self, now: float) -> None:
+        """Send every frame due by ``now`` (real-time pacing, 20 ms frames), then ``stop``."""
+        if self.ws is None or self.done:
+            return
+        due = min(len(self.frames), int((now - self.start_at) / 0.02) + 1)
+        try:
+            while self.sent < due:
+                self.sent_at.append(time.perf_counter())
+                await self.ws.send(self.frames[self.sent])
+                self.sent += 1
+            if self.sent == len(self.frames):
+                await self.ws.send(json.dumps({"event": "stop"}))
+                self.done = True
+        except Exception as exc:
+            self.error, self.done = self.error or type(exc).__name__, True
+
+
+async def _level(url: str, n: int, audios: list[tuple[np.ndarray, bool]]) -> dict[str, Any]:
+    """N calls, starts spread over one call length, all paced by one 20 ms ticker in this one process."""
+    from voiceauth.audio.codecs import l16_encode
+
+    encoded = [(l16_encode(a), g) for a, g in audios]
+    span = float(np.mean([a.size for a, _ in audios])) / 8000
+    t0 = time.perf_counter() + 0.2
+    calls = []
+    for i in range(n):
+        pcm, genuine = encoded[i % len(encoded)]
+        frames = [pcm[j : j + 320] for j in range(0, len(pcm), 320)]
+        calls.append(_Call(i, frames, genuine, t0 + i * span / max(n, 1)))
+    cpu0 = time.process_time()
+    openers = [asyncio.create_task(c.open(url)) for c in calls]
+    tick = time.perf_counter()
+    while not all(c.done for c in calls):
+        now = time.perf_counter()
+        for c in calls:
+            await c.tick(now)
+        tick += 0.02
+        await asyncio.sleep(max(0.0, tick - time.perf_counter()))
+    await asyncio.gather(*openers)
+    readers = [c.reader for c in calls if c.reader is not None]
+    if readers:
+        await asyncio.wait(readers, timeout=20.0)
+    for c in calls:
+        if c.ws is not None:
+            await c.ws.close()
+    client_cpu = time.process_time() - cpu0
+    lat = [c.latency_ms for c in calls if c.latency_ms is not None]
+    decided = sum(1 for c in calls if c.decision is not None)
+    correct = sum(1 for c in calls if c.decision == ("ACCEPT" if c.genuine else "REJECT"))
     return {
         "calls": n,
         "decided": decided,
-        "errors": len(results) - len(ok),
+        "correct": correct,
+        "genuine_accepted": sum(1 for c in calls if c.genuine and c.decision == "ACCEPT"),
+        "genuine": sum(1 for c in calls if c.genuine),
+        "errors": sum(1 for c in calls if c.error is not None and c.decision is None),
         "p50_ms": float(np.percentile(lat, 50)) if lat else None,
+        "p95_ms": float(np.percentile(lat, 95)) if lat else None,
         "p99_ms": float(np.percentile(lat, 99)) if lat else None,
         "max_ms": max(lat) if lat else None,
+        "client_cpu_s_per_call": client_cpu / n,
     }
 
 
@@ -188,52 +275,84 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def concurrency(levels: list[int], workers: int) -> list[dict[str, Any]]:
+def concurrency(levels: list[int], workers: int, feed_ms: int, backend: str = "auto") -> list[dict[str, Any]]:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    proc = ctx.Process(target=_serve, args=(q, workers), daemon=True)
+    proc = ctx.Process(target=_serve, args=(q, workers, feed_ms, backend), daemon=True)
     proc.start()
     try:
         port = q.get(timeout=300)
         time.sleep(2.0)
         url = f"ws://127.0.0.1:{port}"
-        audios = [digits(s, STRINGS[k % len(STRINGS)], 40 + k) for k, s in enumerate(SPEAKERS)]
+        audios = [(digits(s, STRINGS[k % len(STRINGS)], 40 + k), s == "george") for k, s in enumerate(SPEAKERS)]
+        asyncio.run(_level(url, 2, audios))  # warm-up (first-call costs are not a level's)
         out = []
         for n in levels:
             assert proc.pid is not None
+            load = os.getloadavg()[0]
             cpu0 = _cpu_s(proc.pid)
             row = asyncio.run(_level(url, n, audios))
             row["server_cpu_s_per_call"] = (_cpu_s(proc.pid) - cpu0) / n
-            row["call_audio_s"] = float(np.mean([a.size / 8000 for a in audios]))
+            row["call_audio_s"] = float(np.mean([a.size / 8000 for a, _ in audios]))
+            row["load_avg_1m"] = load
             print(f"  {n:3d} calls: {row}", flush=True)
             out.append(row)
+            time.sleep(3.0)
         return out
     finally:
         proc.terminate()
         proc.join(10)
 
 
+def aasist_cost(repeats: int = 3) -> dict[str, float]:
+    """CPU of one AASIST 4 s window (the production countermeasure, one thread), measured in this run."""
+    from voiceauth.antispoof.countermeasure import create_countermeasure
+    from voiceauth.antispoof.windows import WINDOW_SAMPLES, tile_to
+    from voiceauth.config import Settings
+
+    _single_thread()
+    cm = create_countermeasure(Settings())
+    window = tile_to(digits("george", STRINGS[0], 40), WINDOW_SAMPLES)[None, :].astype(np.float32)
+    cm.score_windows(window)
+    cpu = []
+    for _ in range(repeats):
+        t = time.process_time()
+        cm.score_windows(window)
+        cpu.append(time.process_time() - t)
+    return {
+        "cpu_ms_per_window": 1000 * float(np.median(cpu)),
+        "stream_windows": float(Settings().antispoof_stream_windows),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--levels", default="1,5,10,20,30,50")
+    ap.add_argument("--levels", default="1,10,25,50,60")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--feed-ms", type=int, default=100, help="ivr_feed_ms of the server (audio block per hop)")
+    ap.add_argument("--backend", default="auto", help="embedding backend of the server (Settings.backend)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "streaming.md")
     ap.add_argument("--skip-single", action="store_true")
+    ap.add_argument("--skip-aasist", action="store_true")
     args = ap.parse_args()
+    cmd = f"python -m benchmarks.streaming_latency --levels {args.levels} --workers {args.workers}"
+    cmd += f" --feed-ms {args.feed_ms} --backend {args.backend}" + (" --skip-single" if args.skip_single else "")
     lines = [
         "# Streaming verification benchmark",
         "",
-        f"Command: `python -m benchmarks.streaming_latency --levels {args.levels} --workers {args.workers}`",
+        f"Command: `{cmd}`",
         f"Machine: {os.cpu_count()} CPUs visible (`nproc`), load average at start "
-        f"{os.getloadavg()[0]:.1f} (other work shares these cores).",
+        f"{os.getloadavg()[0]:.1f} (other work shares these cores; each level's load is in its row).",
         "",
     ]
+    record: dict[str, Any] = {"command": cmd, "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()[0]}
     if not args.skip_single:
         print("part 1: decision latency, one call at a time", flush=True)
         single = single_call_latency()
         for r in single["rows"]:
             print("  ", r, flush=True)
         pol = single["policy"]
+        record["single"] = {k: v for k, v in single.items() if k != "policy"}
         lines += [
             "## Decision latency after the deciding speech (one call at a time)",
             "",
@@ -257,16 +376,25 @@ def main() -> None:
             "",
         ]
     print("part 2: concurrent calls", flush=True)
-    rows = concurrency([int(x) for x in args.levels.split(",")], args.workers)
+    rows = concurrency([int(x) for x in args.levels.split(",")], args.workers, args.feed_ms, args.backend)
+    record["levels"] = rows
     sustained = max(
         [r["calls"] for r in rows if r["p99_ms"] is not None and r["p99_ms"] <= 300 and r["decided"] == r["calls"]]
         or [0]
     )
+    record["sustained_calls"] = sustained
     lines += [
-        "## Concurrent real-time calls (L16 8 kHz over WebSocket)",
+        f"## Concurrent real-time calls (L16 8 kHz over WebSocket, embedding backend `{args.backend}`)",
         "",
-        "| calls | decided | errors | p50 ms | p99 ms | max ms | server CPU s / call |",
-        "|---|---|---|---|---|---|---|",
+        "One client process (asyncio, frames pre-encoded, one 20 ms ticker paces every call); the server in its own "
+        f"process with {args.workers} IVR worker threads, AASIST off; audio reaches the verifier in {args.feed_ms} ms "
+        "blocks near an evaluation and in blocks of up to 1 s while far from one. Each call claims george and is "
+        "one of six FSDD speakers (george: the genuine caller, ACCEPT expected; the others REJECT). Latency = decision "
+        "arrival - sending of the frame at the server's `decided_at_ms`.",
+        "",
+        "| calls | load 1m | decided | correct | errors | p50 ms | p95 ms | p99 ms | max ms "
+        "| server CPU s / call | client CPU s / call |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def f(v: float | None) -> str:
@@ -274,21 +402,36 @@ def main() -> None:
 
     for r in rows:
         lines.append(
-            f"| {r['calls']} | {r['decided']} | {r['errors']} "
-            f"| {f(r['p50_ms'])} | {f(r['p99_ms'])} | {f(r['max_ms'])} | {r['server_cpu_s_per_call']:.2f} |"
+            f"| {r['calls']} | {r['load_avg_1m']:.1f} | {r['decided']} | {r['correct']} | {r['errors']} "
+            f"| {f(r['p50_ms'])} | {f(r['p95_ms'])} | {f(r['p99_ms'])} | {f(r['max_ms'])} "
+            f"| {r['server_cpu_s_per_call']:.3f} | {r['client_cpu_s_per_call']:.3f} |"
         )
     cpu = float(np.median([r["server_cpu_s_per_call"] for r in rows]))
     audio_s = rows[0]["call_audio_s"] if rows else 0.0
     lines += [
         "",
         f"Sustained with p99 <= 300 ms and every call decided: **{sustained} calls**.",
-        f"CPU per call (server process, median over levels): {cpu:.2f} s for {audio_s:.1f} s of call audio, so two "
-        f"dedicated cores keep up with about {2 * audio_s / cpu:.1f} simultaneous calls by CPU alone "
+        f"CPU per call (server process, median over levels): {cpu:.3f} s for {audio_s:.1f} s of call audio, so two "
+        f"dedicated cores keep up with about {2 * audio_s / cpu:.0f} simultaneous calls by CPU alone "
         "(before any latency bound).",
         "",
     ]
+    if not args.skip_aasist:
+        cost = aasist_cost()
+        record["aasist"] = cost
+        extra = cost["cpu_ms_per_window"] * cost["stream_windows"] / 1000
+        lines += [
+            "## With anti-spoofing on (`antispoof_mode` monitor or enforce)",
+            "",
+            f"AASIST, one 4 s window on one thread, measured in this run: {cost['cpu_ms_per_window']:.0f} ms CPU. "
+            f"A stream scores at most `antispoof_stream_windows` = {cost['stream_windows']:.0f} windows, so a call "
+            f"costs up to {extra:.2f} s more CPU ({cpu + extra:.2f} s in all): two dedicated cores then keep up with "
+            f"about {2 * audio_s / (cpu + extra):.0f} simultaneous calls of this length by CPU alone.",
+            "",
+        ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
+    args.out.with_suffix(".json").write_text(json.dumps(record, indent=1, default=str) + "\n")
     print("\n".join(lines))
 
 
