@@ -28,7 +28,14 @@ from voiceauth.config import Settings
 from voiceauth.embedding.fake import FakeEngine
 from voiceauth.errors import AlreadyExists, NotFound, StoreError
 from voiceauth.scoring.base import CosineScorer
-from voiceauth.store.ani import add_caller_number, caller_numbers, lookup_caller, normalize_number, remove_caller_number
+from voiceauth.store.ani import (
+    add_caller_number,
+    caller_numbers,
+    lookup_caller,
+    normalize_number,
+    reencrypt_caller_numbers,
+    remove_caller_number,
+)
 from voiceauth.store.calls import StoredCall, calls_for_speaker, get_call, save_call
 from voiceauth.store.crypto import Keyring
 from voiceauth.store.db import create_db_engine
@@ -127,7 +134,7 @@ def _audit(tx):  # type: ignore[no-untyped-def]
     return list(tx.session.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars())
 
 
-def test_mappings_survive_a_data_key_rotation_and_go_with_the_speaker(db_url: str) -> None:
+def test_mappings_survive_a_data_key_rotation_are_reencrypted_and_go_with_the_speaker(db_url: str) -> None:
     old = test_keyring(1)
     s1 = Store(create_db_engine(db_url), old)
     with s1.transaction() as tx:
@@ -138,15 +145,20 @@ def test_mappings_survive_a_data_key_rotation_and_go_with_the_speaker(db_url: st
     s2 = Store(create_db_engine(db_url), Keyring([new_key, np.random.default_rng(1).bytes(32)]))
     with s2.transaction() as tx:
         assert lookup_caller(tx, tid, "+44 7700 900123") == "carol"  # hashed under the old key, still found
+    assert reencrypt_caller_numbers(s2) == 1 and reencrypt_caller_numbers(s2) == 0
+    s2.dispose()
+    s3 = Store(create_db_engine(db_url), Keyring([new_key]))  # the old key retired after the re-encryption
+    with s3.transaction() as tx:
         carol = tx.require_speaker(tid, "carol")
+        assert lookup_caller(tx, tid, "+447700900123") == "carol"
         (view,) = caller_numbers(tx, carol)
         remove_caller_number(tx, carol, view.id, actor="t")
         with pytest.raises(NotFound):
             remove_caller_number(tx, carol, view.id, actor="t")
         add_caller_number(tx, carol, "+447700900123", actor="t")
         tx.erase(carol, actor="t")
-    assert s2.count_rows(CallerNumber) == 0
-    s2.dispose()
+    assert s3.count_rows(CallerNumber) == 0
+    s3.dispose()
 
 
 def test_normalize_number() -> None:

@@ -13,6 +13,7 @@ from rich.console import Console
 from voiceauth.cli._common import user_errors
 from voiceauth.cli._data import DATA_DIR, settings_for
 from voiceauth.errors import ConfigError
+from voiceauth.store.ani import reencrypt_caller_numbers
 from voiceauth.store.crypto import add_key_to_file, key_file_path, load_keyring
 from voiceauth.store.keys import Role, create_api_key, list_api_keys, revoke_api_key
 from voiceauth.store.repo import open_store
@@ -118,7 +119,7 @@ def rotate_data_key(
                 time.sleep(grace_s)
         store = open_store(settings)
         try:
-            n = store.reencrypt(actor="cli")
+            n = store.reencrypt(actor="cli") + reencrypt_caller_numbers(store, actor="cli")
         finally:
             store.dispose()
     typer.echo(f"re-encrypted {n} rows under data key {store.keyring.active_id}")

@@ -4,7 +4,8 @@ A phone number is personal data, so it is never stored in clear: ``caller_number
 normalised number (HMAC-SHA256 under a key derived from the active data key, see
 :meth:`~voiceauth.store.crypto.Keyring.lookup_hashes`) for lookups, and its AES-256-GCM ciphertext (bound to the
 tenant) for masked listings. A lookup hashes the caller's number under every key of the keyring, so mappings made
-before a data-key rotation keep working while the old key is in the keyring. Audit events name the speaker's
+before a data-key rotation keep working while the old key is in the keyring; :func:`reencrypt_caller_numbers`
+(run by ``voiceauth keys rotate-data-key``) moves them to the active key. Audit events name the speaker's
 pseudonym, never the number. A number maps to one speaker per tenant; a speaker may have several numbers.
 
 Functions take a :class:`~voiceauth.store.repo.StoreTx`, so a caller decides the transaction.
@@ -19,7 +20,7 @@ from sqlalchemy import select
 
 from voiceauth.errors import AlreadyExists, NotFound, StoreError
 from voiceauth.store.models import CallerNumber, Speaker
-from voiceauth.store.repo import StoreTx
+from voiceauth.store.repo import Store, StoreTx
 
 __all__ = [
     "CallerNumberView",
@@ -28,6 +29,7 @@ __all__ = [
     "lookup_caller",
     "mask_number",
     "normalize_number",
+    "reencrypt_caller_numbers",
     "remove_caller_number",
 ]
 
@@ -146,3 +148,29 @@ def lookup_caller(tx: StoreTx, tenant_id: int, number: str) -> str | None:
         return None
     spk = tx.session.get(Speaker, rows[0].speaker_id)
     return spk.external_ref if spk is not None else None
+
+
+def reencrypt_caller_numbers(store: Store, *, actor: str = "system", batch: int = 200) -> int:
+    """Re-hash and re-encrypt every mapping not under the active data key; returns the count."""
+    total = 0
+    active = store.keyring.active_id
+    while True:
+        with store.transaction() as tx:
+            rows = list(
+                tx.session.execute(
+                    select(CallerNumber)
+                    .where((CallerNumber.key_id != active) | (CallerNumber.hash_key_id != active))
+                    .limit(batch)
+                    .with_for_update()
+                ).scalars()
+            )
+            for r in rows:
+                aad = _aad(r.tenant_id)
+                number = tx.keyring.decrypt(r.key_id, r.number, aad)
+                r.key_id, r.number = tx.keyring.encrypt(number, aad)
+                r.hash_key_id, r.number_hash = active, tx.keyring.lookup_hashes(number)[active]
+            if rows:
+                tx.audit("data_key.reencrypt", actor=actor, details={"table": "caller_numbers", "rows": len(rows)})
+        total += len(rows)
+        if len(rows) < batch:
+            return total
