@@ -80,15 +80,19 @@ def condition_audio(x: FloatArray, cond: str, frontends: dict[str, FrontEnd]) ->
     """What the countermeasure sees for one 16 kHz file under ``cond``.
 
     ``telephone``/``16k`` (+ ``-trim``): the file through the G.711 channel or not, silence-trimmed or not.
-    ``pipeline``: what production scores for a phone call: 16 kHz -> 8 kHz G.711 mu-law -> the service's front end
-    (band matching, resampling, Silero VAD) -> the speech segments at 16 kHz (``Utterance.speech``).
-    ``pipeline-wide``: a 16 kHz upload through the front end with ``audio_band=wide`` (no band limiting).
+    ``pipeline-span``: what production scores for a phone call: 16 kHz -> 8 kHz G.711 mu-law -> the service's front
+    end (band matching, resampling, Silero VAD) -> the audio from the first speech onset to the last offset, pauses
+    kept (``Utterance.span``). ``pipeline``: the same, but the VAD speech segments concatenated (``Utterance.speech``,
+    what the countermeasure was given before; bona fide speech without its pauses scores spoof-like).
+    ``pipeline-wide``: a 16 kHz upload through the front end with ``audio_band=wide``, span (no band limiting).
     """
-    if cond == "pipeline":
+    if cond in ("pipeline", "pipeline-span"):
         narrow = np.clip(resample(x, 16_000, 8_000), -1.0, 1.0)
-        return frontends["telephone"].from_samples(mulaw_decode(mulaw_encode(narrow)), 8_000, narrowband=True).speech
+        utt = frontends["telephone"].from_samples(mulaw_decode(mulaw_encode(narrow)), 8_000, narrowband=True)
+        return utt.speech if cond == "pipeline" or utt.span is None else utt.span
     if cond == "pipeline-wide":
-        return frontends["wide"].from_samples(np.clip(x, -1.0, 1.0), 16_000).speech
+        utt = frontends["wide"].from_samples(np.clip(x, -1.0, 1.0), 16_000)
+        return utt.span if utt.span is not None else utt.speech
     if cond.startswith("telephone"):
         x = telephone_channel(x)
     if cond.endswith("-trim"):
@@ -182,13 +186,14 @@ def main() -> None:
     ap.add_argument("--conditions", default="pipeline,telephone-trim,16k-trim", help=condition_audio.__doc__)
     ap.add_argument("--threshold", type=float, default=None, help="default: Settings().antispoof_threshold")
     ap.add_argument("--score-only", action="store_true", help="fill the window cache, no report")
+    ap.add_argument("--cache", default="window_scores.json", help="window score cache file name in --work")
     ap.add_argument("--top", type=int, default=6, help="policies listed per condition (best EER, piper vs all)")
     args = ap.parse_args()
     settings = Settings()
     threshold = args.threshold if args.threshold is not None else float(settings.antispoof_threshold)
     args.work.mkdir(parents=True, exist_ok=True)
     conditions = args.conditions.split(",")
-    cache = args.work / "window_scores.json"
+    cache = args.work / args.cache
     if not args.score_only and cache.exists():
         scores = json.loads(cache.read_text())
     else:

@@ -176,15 +176,18 @@ class Pipeline:
             narrowband=utt.narrowband,
             call_id=call_id,
             actor=actor,
-            spoof_check=self.spoof_check(utt.speech) if emb is not None else None,
+            spoof_check=self.spoof_check(utt.speech, span=utt.span) if emb is not None else None,
             replay_retention_s=self.replay_retention_s,
         )
 
-    def spoof_check(self, speech_16k: FloatArray, spoof: SpoofResult | None = None) -> SpoofCheck | None:
-        """The anti-spoofing check of ``speech_16k`` (16 kHz speech) for the verifier, or None when both checks are
-        off: the AASIST score (``antispoof_mode`` monitor/enforce; computed here, before the verification
-        transaction, unless ``spoof`` already holds it) and the replay check against the speaker's earlier
-        attempts (run inside the transaction, which hands over their fingerprints)."""
+    def spoof_check(
+        self, speech_16k: FloatArray, spoof: SpoofResult | None = None, *, span: FloatArray | None = None
+    ) -> SpoofCheck | None:
+        """The anti-spoofing check of ``speech_16k`` (16 kHz VAD speech) for the verifier, or None when both checks
+        are off: the AASIST score (``antispoof_mode`` monitor/enforce; computed here, before the verification
+        transaction, unless ``spoof`` already holds it) of ``span`` (``Utterance.span``: the speech with its pauses,
+        which AASIST needs; ``speech_16k`` if not given) and the replay check of ``speech_16k`` against the
+        speaker's earlier attempts (run inside the transaction, which hands over their fingerprints)."""
         scoring = self.antispoof_mode != "off" and (spoof is not None or self.countermeasure is not None)
         if not (self.replay_check or scoring) or speech_16k.size == 0:
             return None
@@ -194,7 +197,7 @@ class Pipeline:
         mode = check_mode(self.antispoof_mode)
         if scoring and spoof is None:
             assert self.countermeasure is not None
-            spoof = self.countermeasure.score(speech_16k)
+            spoof = self.countermeasure.score(span if span is not None and span.size else speech_16k)
         replay, retention_s, clock = self.replay_check, self.replay_retention_s, self.store.clock
         max_ber = DEFAULT_MAX_BER if self.replay_max_ber is None else self.replay_max_ber
 

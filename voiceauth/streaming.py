@@ -167,7 +167,7 @@ class StreamingVerifier:
         self.frontend.feed(chunk)
         speech_s = self.frontend.net_speech_s
         if self.spoof is not None:
-            self.spoof.observe(int(speech_s * 16000), self.frontend.speech)
+            self.spoof.observe(int(speech_s * 16000), self.frontend.speech_span)  # speech with its pauses
         if speech_s + 1e-9 < self._next_eval_s:
             return None
         return self._evaluate(speech_s, t0, final=False)
@@ -248,7 +248,7 @@ class StreamingVerifier:
             narrowband=narrowband,
             call_id=self.call_id,
             actor=self.actor,
-            spoof_check=self.spoof.check(self.frontend.speech()) if self.spoof is not None else None,
+            spoof_check=self.spoof.check(self.frontend.speech_span()) if self.spoof is not None else None,
         )
         if self.spoof is not None:
             self.spoof.settle(result, self.verifier, self.tenant)  # monitor: a late score is recorded when ready

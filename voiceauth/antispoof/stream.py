@@ -1,6 +1,7 @@
 """Anti-spoofing on call streams: AASIST windows scored as speech arrives, batched across calls on one worker.
 
-A call's speech (the streaming front end's VAD output at 16 kHz) is cut into ~4 s windows as it arrives: window
+A call's speech span (the streaming front end's 16 kHz audio from the first speech onset on, pauses kept: AASIST
+scores VAD-concatenated speech as spoof-like) is cut into ~4 s windows as it arrives: window
 ``i`` starts ``i * hop`` samples into the speech and is submitted as soon as it is complete, up to ``max_windows``
 per call (``Settings.antispoof_stream_windows``), so the CPU a call costs is bounded (~12 GFLOP per window). If the
 voice decision comes before the first window is complete (a stream may decide at 3 s of speech), the speech so far

@@ -182,6 +182,13 @@ class StreamingFrontEnd:
         parts = [audio[a:b] for a, b in self._ranges()]
         return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, dtype=np.float32)
 
+    def speech_span(self) -> FloatArray:
+        """16 kHz audio from the first speech onset to the last speech offset so far, pauses in between kept."""
+        ranges = self._ranges()
+        if not ranges:
+            return np.zeros(0, dtype=np.float32)
+        return np.ascontiguousarray(self._audio16()[ranges[0][0] : ranges[-1][1]], dtype=np.float32)
+
     def quality(self) -> Quality:
         self._catch_up_stats()
         mask = self._speech_mask()
@@ -210,6 +217,7 @@ class StreamingFrontEnd:
             source_format=self.source_format,
             segments=self.segments_s(),
             source_sample_rate=self.sample_rate,
+            span=self.speech_span(),
         )
 
     # -- internals -----------------------------------------------------------------------------------

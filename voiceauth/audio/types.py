@@ -40,3 +40,6 @@ class Utterance:
     source_format: str = ""  # human-readable, e.g. "wav pcm16 8000 Hz 2 ch (channel 0)"
     segments: tuple[tuple[float, float], ...] = ()  # speech (start, end) seconds in the decoded audio
     source_sample_rate: int = 0  # the rate the audio arrived at (0 = unknown)
+    # 16 kHz audio from the first speech onset to the last offset, pauses kept (None: not kept): the anti-spoofing
+    # input; AASIST scores VAD-concatenated speech as spoof-like (benchmarks/results/antispoof.md)
+    span: FloatArray | None = None

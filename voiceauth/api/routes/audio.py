@@ -108,7 +108,7 @@ async def verify(
             narrowband=utt.narrowband,
             call_id=call_id,
             actor=p.actor,
-            spoof_check=pipe.spoof_check(utt.speech) if emb is not None else None,
+            spoof_check=pipe.spoof_check(utt.speech, span=utt.span) if emb is not None else None,
             replay_retention_s=pipe.replay_retention_s,
         )
         svc.metrics.decisions.labels(res.decision.value).inc()
