@@ -19,7 +19,15 @@ from voiceauth.store.db import create_db_engine
 from voiceauth.store.models import AuditEvent, ReplayFingerprint, VerificationAttempt
 from voiceauth.store.repo import Store
 from voiceauth.store.testing import FakeClock, test_keyring
-from voiceauth.verification import Decision, SpoofOutcome, VerificationPolicy, Verifier
+from voiceauth.verification import (
+    SPOOF_THRESHOLD,
+    Decision,
+    SpoofCheck,
+    SpoofOutcome,
+    VerificationPolicy,
+    VerificationResult,
+    Verifier,
+)
 from voiceauth.watchlist import COSINE_OPERATING_POINTS
 
 Q = Quality(net_speech_s=4.0, snr_db=30.0, clipping_ratio=0.0, level_dbfs=-20.0)
@@ -99,3 +107,30 @@ def test_monitor_mode_audits_but_keeps_the_decision(store: Store, alice: np.ndar
     with store.transaction() as tx:
         attempt = tx.session.execute(select(VerificationAttempt)).scalar_one()
     assert attempt.spoof_reason == "synthetic" and attempt.spoof_score == pytest.approx(0.8)
+
+
+def test_tenant_spoof_threshold_rejudges_the_aasist_score_but_never_a_replay(store: Store, alice: np.ndarray) -> None:
+    rng = np.random.default_rng(7)
+    v = Verifier(store, CosineScorer(), COSINE_OPERATING_POINTS, VerificationPolicy())
+
+    def aasist(score: float, reason: str | None = None) -> SpoofCheck:
+        suspected = reason is not None or score >= 0.0
+        why = reason or ("synthetic" if suspected else None)
+        return lambda h: SpoofOutcome(suspected, enforced=True, score=score, reason=why, threshold=0.0)
+
+    def run(check: SpoofCheck) -> VerificationResult:
+        return v.verify("acme", "alice", voice(alice, rng), net_speech_s=4.0, narrowband=True, spoof_check=check)
+
+    assert run(aasist(1.5)).decision == Decision.SPOOF_SUSPECTED  # the service default, 0.0
+    with store.transaction() as tx:
+        tx.set_threshold(tx.tenant("acme").id, SPOOF_THRESHOLD, 2.0, actor="test")
+    lenient = run(aasist(1.5))
+    assert lenient.decision == Decision.ACCEPT and lenient.spoof_threshold == 2.0 and lenient.spoof_reason is None
+    assert run(aasist(2.5)).decision == Decision.SPOOF_SUSPECTED
+    replay = run(aasist(-3.0, reason="replay"))  # the tenant threshold is about AASIST only
+    assert replay.decision == Decision.SPOOF_SUSPECTED and replay.spoof_reason == "replay"
+    with store.transaction() as tx:
+        tx.set_threshold(tx.tenant("acme").id, SPOOF_THRESHOLD, -5.0, actor="test")
+    strict = run(aasist(-4.0))
+    assert strict.decision == Decision.SPOOF_SUSPECTED and strict.spoof_score == -4.0
+    assert strict.spoof_threshold == -5.0 and strict.spoof_reason == "synthetic"
