@@ -142,6 +142,12 @@ class Settings(BaseSettings):
     ivr_max_call_s: float = Field(default=900.0, gt=0, description="Calls are ended after this long.")
     ivr_workers: int = Field(default=2, ge=1, description="Threads running stream VAD + embedding.")
     ivr_feed_ms: int = Field(default=100, ge=20, le=1000, description="Call audio is fed to VAD in blocks this long.")
+    ivr_max_calls: int = Field(
+        default=64,
+        ge=1,
+        description="Streams one process serves at once; more are refused at once (hang-up with an error, so the "
+        "platform falls back) instead of slowing every call (see benchmarks/results/streaming.md).",
+    )
     ivr_pin_file: Path | None = Field(default=None, description="JSON {tenant: {ref: pbkdf2 hash}} for PIN fallback.")
     ivr_prompt_dir: Path | None = Field(default=None, description="Prompt WAV cache; None = $home/prompts.")
 
