@@ -15,6 +15,7 @@ from voiceauth.audio.io import load_audio
 from voiceauth.embedding.backends import FusedEngine, create_backend, resolve_backend
 from voiceauth.embedding.backends import engine as engine_mod
 from voiceauth.embedding.backends.fused import FusedEcapa, expected_state_keys, reflect_index
+from voiceauth.embedding.backends.int8 import FP32_LAYERS
 from voiceauth.embedding.base import EmbeddingEngine, cosine
 from voiceauth.embedding.ecapa import EcapaEngine
 from voiceauth.errors import ConfigError, EmbeddingError, ModelError
@@ -113,11 +114,11 @@ def test_fused_engine_is_an_embedding_engine_and_rejects_bad_input(fused_fp32: F
 def test_backend_selection_is_honest_about_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
     import voiceauth.embedding.backends as backends
 
-    monkeypatch.setattr(backends, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(backends, "cpu_has_amx", lambda: False)
     monkeypatch.setattr(backends, "int8_available", lambda: True)
-    assert resolve_backend("auto", "cpu") == "fused-int8"
-    monkeypatch.setattr(backends, "cpu_has_bf16", lambda: True)
-    assert resolve_backend("auto", "cpu") == "fused"  # bf16 on AMX / AVX512-BF16 CPUs
+    assert resolve_backend("auto", "cpu") == "fused-int8"  # AVX512-BF16 without AMX (Zen 4) too: int8 is faster
+    monkeypatch.setattr(backends, "cpu_has_amx", lambda: True)
+    assert resolve_backend("auto", "cpu") == "fused"  # bf16 on AMX CPUs
     assert resolve_backend("auto", "cuda") == "fused"
     assert resolve_backend("speechbrain", "cpu") == "speechbrain"
     with pytest.raises(ConfigError, match="'onnx' is not supported"):
@@ -126,6 +127,14 @@ def test_backend_selection_is_honest_about_the_hardware(monkeypatch: pytest.Monk
         engine_mod.resolve_mode("fp16", "cpu")
     with pytest.raises(ConfigError, match="needs a CPU"):
         engine_mod.resolve_mode("int8", "cuda")
+
+
+def test_int8_keeps_only_the_sensitive_layers_in_fp32(fused_int8: FusedEngine) -> None:
+    model = fused_int8.model
+    assert isinstance(model, FusedEcapa)
+    fp32 = sorted(name for name, layer in model.gemm_layers().items() if layer.linear is None)
+    assert fp32 == sorted(FP32_LAYERS)
+    assert model.att_conv is not None
 
 
 def test_create_backend_builds_each_named_backend(model_dir: Path) -> None:

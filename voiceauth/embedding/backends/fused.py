@@ -11,7 +11,7 @@ pooling layer frame by frame. This module computes the same function from the sa
   otherwise the affine is applied explicitly), and ``asp_bn`` folded into the final linear layer exactly;
 - the attentive pooling's global-context input ``[x, mean, std]`` split so the per-utterance ``mean``/``std``
   parts are multiplied once, not once per frame (one third of that layer's cost);
-- optional int8 dynamic quantisation of the big layers (see :mod:`voiceauth.embedding.backends.int8`).
+- optional int8 dynamic quantisation of the GEMMs (see :mod:`voiceauth.embedding.backends.int8`).
 
 Masks follow SpeechBrain exactly: frame ``j`` of utterance ``i`` is valid when ``j < lengths[i] * T``.
 """
@@ -252,10 +252,6 @@ class FusedEcapa(nn.Module):
         std = torch.sqrt((ex2 - mean.square()).clamp_(min=STAT_EPS))
         return F.linear(torch.cat([mean, std], dim=-1), self.fc_w, self.fc_b)
 
-    def big_layers(self) -> list[nn.Module]:
-        """The GEMM-heavy layers worth quantising (1x1 convs of the blocks, MFA)."""
-        layers: list[nn.Module] = []
-        for block in self.blocks:
-            assert isinstance(block, _SERes2Net)
-            layers += [block.tdnn1, block.tdnn2]
-        return [*layers, self.mfa]
+    def gemm_layers(self) -> dict[str, _Tdnn]:
+        """Every conv/TDNN layer computed as one GEMM, by module name (each may be given an int8 ``linear``)."""
+        return {name: m for name, m in self.named_modules() if isinstance(m, _Tdnn)}
