@@ -42,6 +42,20 @@ def test_spoof_eval_prints_eer_apcer_bpcer(tmp_path: Path, one_window: None) -> 
     assert data["n_bonafide"] == 2 and data["n_spoof"] == 2
     assert data["eer"] == 0.0 and data["apcer"] == 0.0
     assert data["threshold"] == get_settings().antispoof_threshold
+    # what the service scores: a G.711 call leg through the front end, the speech span (one file each: CPU)
+    for d in (bona, spoof):
+        sorted(d.iterdir())[0].unlink()
+    args = ["spoof-eval", str(bona), str(spoof), "--json", "--channel", "service-telephone"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["channel"] == "service-telephone" and data["n_spoof"] == 1 and data["apcer"] == 0.0
+
+
+def test_spoof_eval_names_an_unknown_channel(tmp_path: Path, one_window: None) -> None:
+    result = CliRunner().invoke(app, ["spoof-eval", str(SAMPLES), str(SAMPLES), "--channel", "radio"])
+    assert result.exit_code == 2
+    assert "channel 'radio' is not supported; use clean, telephone, service, service-telephone" in result.output
 
 
 def test_spoof_eval_names_an_empty_folder(tmp_path: Path, one_window: None) -> None:

@@ -23,7 +23,7 @@ from voiceauth.audio.resample import resample
 from voiceauth.embedding.base import FloatArray
 from voiceauth.scoring.metrics import eer as _eer
 
-__all__ = ["AUDIO_SUFFIXES", "SpoofMetrics", "audio_files", "score_files", "spoof_metrics"]
+__all__ = ["AUDIO_SUFFIXES", "SpoofMetrics", "audio_files", "score_files", "service_channel", "spoof_metrics"]
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 
@@ -70,6 +70,26 @@ def audio_files(directory: Path) -> list[Path]:
 def load_16k(path: Path) -> FloatArray:
     audio = load_audio(path)
     return resample(audio.samples, audio.sample_rate, 16_000) if audio.sample_rate != 16_000 else audio.samples
+
+
+def service_channel(frontend: Any, telephone: bool) -> Callable[[FloatArray], FloatArray]:
+    """What the service gives the countermeasure for a 16 kHz recording: through the front end (``frontend``:
+    :class:`voiceauth.audio.frontend.FrontEnd`: band matching, VAD) to the speech span (``Utterance.span``), after
+    an 8 kHz G.711 mu-law call leg when ``telephone``."""
+    from voiceauth.audio.codecs import mulaw_decode, mulaw_encode
+
+    def channel(x: FloatArray) -> FloatArray:
+        if telephone:
+            narrow = mulaw_decode(mulaw_encode(np.clip(resample(x, 16_000, 8_000), -1.0, 1.0)))
+            utt = frontend.from_samples(narrow, 8_000, narrowband=True)
+        else:
+            utt = frontend.from_samples(np.clip(x, -1.0, 1.0), 16_000)
+        out = utt.span if utt.span is not None and utt.span.size else utt.speech
+        if out.size == 0:
+            raise AntiSpoofError("the front end found no speech in a file; every file must hold speech")
+        return np.asarray(out, dtype=np.float32)
+
+    return channel
 
 
 def score_files(

@@ -3,21 +3,26 @@
 Each folder holds WAV/FLAC files (any sample rate; resampled to 16 kHz). Every file is scored by the configured
 countermeasure (:func:`voiceauth.antispoof.create_countermeasure`); APCER and BPCER are taken at the configured
 threshold (``VOICEAUTH_ANTISPOOF_THRESHOLD``) unless ``--threshold`` is given. ``--channel telephone`` first passes
-every file through 8 kHz G.711 mu-law and back, to measure the countermeasure on telephone audio.
+every file through 8 kHz G.711 mu-law and back, to measure the countermeasure on telephone audio; ``service`` and
+``service-telephone`` score what the service scores: the file (or that call leg) through the configured front end
+(band matching, VAD) to the speech span.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 import typer
 
 from voiceauth.cli._common import user_errors
 from voiceauth.config import get_settings
+from voiceauth.embedding.base import FloatArray
 
-__all__ = ["register", "spoof_eval"]
+__all__ = ["CHANNELS", "register", "spoof_eval"]
+
+CHANNELS = ("clean", "telephone", "service", "service-telephone")
 
 
 def spoof_eval(
@@ -25,23 +30,31 @@ def spoof_eval(
     spoof_dir: Path = typer.Argument(..., help="Folder of spoofed (synthetic, converted, replayed) speech files."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     threshold: float | None = typer.Option(None, help="Spoof log-odds threshold; default: the configured one."),
-    channel: str = typer.Option("clean", help="clean, or telephone (8 kHz G.711 mu-law round trip)."),
+    channel: str = typer.Option(
+        "clean", help="clean, telephone (8 kHz G.711 mu-law round trip), service or service-telephone (front end)."
+    ),
 ) -> None:
     """EER, APCER and BPCER of the spoofing countermeasure on a bona fide and a spoof folder."""
     from voiceauth.antispoof.attacks import telephone_channel
     from voiceauth.antispoof.countermeasure import create_countermeasure
-    from voiceauth.antispoof.evaluation import audio_files, score_files, spoof_metrics
+    from voiceauth.antispoof.evaluation import audio_files, score_files, service_channel, spoof_metrics
     from voiceauth.antispoof.windows import AntiSpoofError
 
     settings = get_settings()
     with user_errors():
-        if channel not in ("clean", "telephone"):
-            raise AntiSpoofError(f"channel {channel!r} is not supported; use clean or telephone")
-        mode: Literal["clean", "telephone"] = "telephone" if channel == "telephone" else "clean"
+        if channel not in CHANNELS:
+            raise AntiSpoofError(f"channel {channel!r} is not supported; use {', '.join(CHANNELS)}")
+        mode = channel
         bona_files, spoof_files = audio_files(bonafide_dir), audio_files(spoof_dir)
         cm = create_countermeasure(settings)
         thr = cm.threshold if threshold is None else float(threshold)
-        chan = telephone_channel if mode == "telephone" else None
+        chan: Callable[[FloatArray], FloatArray] | None = None
+        if mode == "telephone":
+            chan = telephone_channel
+        elif mode.startswith("service"):
+            from voiceauth.audio.frontend import FrontEnd
+
+            chan = service_channel(FrontEnd(settings), telephone=mode == "service-telephone")
         metrics = spoof_metrics(score_files(cm, bona_files, chan), score_files(cm, spoof_files, chan), thr)
     data = {**metrics.as_dict(), "channel": mode, "pooling": cm.pooling, "max_windows": cm.max_windows}
     if as_json:
