@@ -50,7 +50,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: what a telephony client may see; NOT_ENROLLED is shown as REJECT (never reveal who is enrolled)
-TELEPHONY_DECISIONS = ("ACCEPT", "REJECT", "NOT_ENOUGH_SPEECH", "OPTED_OUT", "EXPIRED", "LOCKED_OUT")
+TELEPHONY_DECISIONS = (
+    "ACCEPT",
+    "REJECT",
+    "NOT_ENOUGH_SPEECH",
+    "OPTED_OUT",
+    "EXPIRED",
+    "LOCKED_OUT",
+    "SPOOF_SUSPECTED",  # the state only: the spoof score is for security staff
+)
 
 
 def public_decision(decision: Decision | str, *, speech_s: float | None = None, min_speech_s: float = 0.0) -> str:
