@@ -23,6 +23,7 @@ Hierarchy::
         ├── AlreadyExists        a unique name or reference is taken
         ├── ConsentRequired      enrolment without a valid consent record
         ├── DataKeyError         data key missing, malformed or unknown key id
+        │   └── VoiceprintUnreadable  a stored voiceprint/utterance row fails its integrity check (re-enrol)
         └── AuditChainBroken     the audit hash chain does not verify
 """
 
@@ -38,6 +39,7 @@ __all__ = [
     "ConsentRequired",
     "DataKeyError",
     "EmbeddingError",
+    "VoiceprintUnreadable",
     "InvalidSamples",
     "ModelChecksumMismatch",
     "ModelError",
@@ -130,6 +132,17 @@ class ConsentRequired(StoreError):
 
 class DataKeyError(StoreError):
     code = "data-key-error"
+
+
+class VoiceprintUnreadable(DataKeyError):
+    """A speaker's stored biometric row does not decrypt under a key we hold (altered or torn ciphertext)."""
+
+    code = "voiceprint-unreadable"
+
+    def __init__(self, message: str, *, speaker_id: int, table: str) -> None:
+        super().__init__(message)
+        self.speaker_id = speaker_id
+        self.table = table
 
 
 class AuditChainBroken(StoreError):

@@ -45,6 +45,7 @@ _STATUS: dict[type[E.VoiceAuthError], int] = {
     E.NotFound: 404,
     E.AlreadyExists: 409,
     E.ConsentRequired: 409,
+    E.VoiceprintUnreadable: 409,
     E.DataKeyError: 503,
     E.AuditChainBroken: 500,
     E.StoreError: 400,
@@ -124,7 +125,7 @@ def _voiceauth_error(request: Request, exc: Exception) -> JSONResponse:
     status = status_of(exc)
     detail = str(exc)
     for cls, text in _HIDDEN_DETAIL.items():
-        if isinstance(exc, cls):
+        if isinstance(exc, cls) and not isinstance(exc, E.VoiceprintUnreadable):  # that one's detail is safe
             log.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
             detail = text
     return problem_response(status, exc.code, detail, instance=request.url.path)

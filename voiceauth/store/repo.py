@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from voiceauth.audio.types import Quality
 from voiceauth.config import Settings
 from voiceauth.embedding.base import FloatArray
-from voiceauth.errors import AlreadyExists, NotFound, StoreError
+from voiceauth.errors import AlreadyExists, DataKeyError, NotFound, StoreError, VoiceprintUnreadable
 from voiceauth.store import audit as _audit
 from voiceauth.store.crypto import Keyring, load_keyring
 from voiceauth.store.db import create_db_engine, database_url, migrate
@@ -243,15 +243,33 @@ class StoreTx:
         self.audit("speaker.voice_disabled" if disabled else "speaker.voice_enabled", actor=actor, speaker=speaker)
 
     # -- enrolment utterances and voiceprints -------------------------------------------------------------
+    def _speaker_vector(self, table: str, speaker: Speaker, key_id: str, blob: bytes) -> FloatArray:
+        """Decrypt one of the speaker's rows; a row that fails authentication under a key we hold is corrupt."""
+        try:
+            return self.keyring.decrypt_vector(key_id, blob, _aad(table, speaker.id))
+        except DataKeyError as exc:
+            if key_id not in self.keyring.ids:
+                raise  # a missing data key is configuration, not this row
+            raise VoiceprintUnreadable(
+                f"a stored {table} row of speaker {speaker.external_ref!r} failed its integrity check ({exc}); "
+                "re-enrol the speaker (an enrolment with replace=true)",
+                speaker_id=speaker.id,
+                table=table,
+            ) from exc
+
     def enrollment_utterances(self, speaker: Speaker) -> list[StoredUtterance]:
         rows = self.session.execute(
             select(EnrollmentUtterance)
             .where(EnrollmentUtterance.speaker_id == speaker.id)
             .order_by(EnrollmentUtterance.id)
         ).scalars()
-        aad = _aad("enrollment_utterances", speaker.id)
         return [
-            StoredUtterance(r.id, self.keyring.decrypt_vector(r.key_id, r.embedding, aad), r.net_speech_s, r.narrowband)
+            StoredUtterance(
+                r.id,
+                self._speaker_vector("enrollment_utterances", speaker, r.key_id, r.embedding),
+                r.net_speech_s,
+                r.narrowband,
+            )
             for r in rows
         ]
 
@@ -282,7 +300,7 @@ class StoreTx:
         vp = self.session.get(Voiceprint, speaker.id)
         if vp is None:
             return None
-        emb = self.keyring.decrypt_vector(vp.key_id, vp.embedding, _aad("voiceprints", speaker.id))
+        emb = self._speaker_vector("voiceprints", speaker, vp.key_id, vp.embedding)
         return StoredVoiceprint(
             emb,
             vp.net_speech_s,
@@ -407,9 +425,33 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[StoreTx]:
-        """One unit of work: commits on normal exit, rolls back on any exception."""
-        with self._sessions.begin() as session:
-            yield StoreTx(session, self.keyring, self.clock, self._salt)
+        """One unit of work: commits on normal exit, rolls back on any exception.
+
+        A unit of work that met a corrupt biometric row (:class:`VoiceprintUnreadable`) is rolled back and the
+        finding is audited in a transaction of its own (``voiceprint.unreadable``), then the error propagates.
+        """
+        try:
+            with self._sessions.begin() as session:
+                yield StoreTx(session, self.keyring, self.clock, self._salt)
+        except VoiceprintUnreadable as exc:
+            self._audit_unreadable(exc)
+            raise
+
+    def _audit_unreadable(self, exc: VoiceprintUnreadable) -> None:
+        try:
+            with self._sessions.begin() as session:
+                tx = StoreTx(session, self.keyring, self.clock, self._salt)
+                spk = session.get(Speaker, exc.speaker_id)
+                if spk is not None:
+                    tx.audit(
+                        "voiceprint.unreadable",
+                        actor="system",
+                        speaker=spk,
+                        outcome="error",
+                        details={"table": exc.table},
+                    )
+        except Exception:  # noqa: BLE001 - the original error is what the caller must see
+            log.exception("could not audit an unreadable row of speaker id %d", exc.speaker_id)
 
     def verify_audit_chain(self) -> _audit.ChainReport:
         with self._sessions() as session:
