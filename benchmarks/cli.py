@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import typer
 
-from benchmarks.data import RATE, SpeechSource
-from benchmarks.measure import accuracy, environment, latency, throughput
+from benchmarks.data import RATE, SpeechSource, librispeech_g711
+from benchmarks.measure import accuracy, accuracy_of, environment, latency, throughput
 from benchmarks.report import markdown, write_results
 from benchmarks.subjects import REFERENCE, Subject, build_subject, production_name, subject_names
 
@@ -59,6 +59,16 @@ def _cosine_min(subjects: list[Subject], source: SpeechSource, seconds: float, l
     embs = {s.name: s.embed_batch(wavs, RATE) for s in subjects}
     ref = embs[REFERENCE]
     return {n: float(min(np.min(np.sum(e * ref, axis=1)), lat[n]["cosine"])) for n, e in embs.items()}
+
+
+def _telephone_accuracy(subjects: list[Subject], readers: int) -> dict[str, Any] | None:
+    """EER guard on many speakers: LibriSpeech readers through G.711 mu-law (None without the shared data)."""
+    utts = librispeech_g711(readers=readers, per_reader=2)
+    if not utts:
+        return None
+    n = len({u.speaker for u in utts})
+    name = f"LibriSpeech (shared data): {len(utts)} pieces of 3-6 s, 2 per reader, G.711 mu-law 8 kHz, {n} readers"
+    return accuracy_of(subjects, utts, name)
 
 
 @app.command("latency")
@@ -160,6 +170,7 @@ def all_cmd(
         "latency": {f"{s:g}s": latency(subjects, source, s, repeats) for s in lengths},
         "throughput": throughput(native, source, batches, reference_max_batch=2 if quick else 8),
         "accuracy": accuracy(native, source, per_speaker),
+        "accuracy_telephone": _telephone_accuracy(native, readers=12 if quick else 126),
         "streaming": None,
     }
     result["environment"] = environment(dev)

@@ -18,7 +18,7 @@ from voiceauth.audio.codecs import mulaw_decode, mulaw_encode
 from voiceauth.audio.io import load_audio
 from voiceauth.embedding.base import FloatArray
 
-__all__ = ["RATE", "SpeechSource", "Utterance", "default_fsdd_dir"]
+__all__ = ["RATE", "SpeechSource", "Utterance", "default_fsdd_dir", "default_librispeech_dir", "librispeech_g711"]
 
 RATE = 8000
 _REPO = Path(__file__).resolve().parent.parent
@@ -26,6 +26,10 @@ _REPO = Path(__file__).resolve().parent.parent
 
 def default_fsdd_dir() -> Path:
     return _REPO.parent / "shared" / "data" / "fsdd"
+
+
+def default_librispeech_dir() -> Path:
+    return _REPO.parent / "shared" / "data" / "librispeech-cohort"
 
 
 @dataclass(frozen=True)
@@ -85,3 +89,27 @@ class SpeechSource:
     def mixed(self, n: int, low: float, high: float) -> list[FloatArray]:
         """``n`` strings of lengths uniform in ``[low, high]`` seconds, speakers round-robin."""
         return [self.string(self.speakers[i % len(self.speakers)], self._rng.uniform(low, high)) for i in range(n)]
+
+
+def librispeech_g711(
+    readers: int | None = None, per_reader: int = 2, root: Path | None = None, channel: str = "g711_mulaw"
+) -> list[Utterance]:
+    """LibriSpeech readers' speech through the telephone channel: ``per_reader`` consecutive 3-6 s pieces each.
+
+    ``readers`` (every n-th of the 251, evenly spread) limits the set; [] when the shared folder is absent.
+    Pieces of one reader are the target trials, pieces of different readers the non-target ones.
+    """
+    from voiceauth.scoring.evalsets import librispeech_pieces, load_librispeech
+
+    folder = root or default_librispeech_dir()
+    if not folder.is_dir():
+        return []
+    files, _ = load_librispeech(folder)
+    ids = sorted(files)
+    if readers is not None and readers < len(ids):
+        ids = ids[:: max(1, len(ids) // readers)][:readers]
+    pieces = librispeech_pieces(files, ids, channel, max_pieces=per_reader)
+    by_reader: dict[str, int] = defaultdict(int)
+    for piece in pieces:
+        by_reader[piece.speaker] += 1
+    return [Utterance(p.speaker, p.samples) for p in pieces if by_reader[p.speaker] >= 2 and p.sample_rate == RATE]

@@ -36,7 +36,9 @@ def test_latency_json_has_the_fields_the_issue_specifies(model_dir: Path, fsdd_d
     assert r["cosine_min"] >= 0.999  # the accuracy guard holds on real speech
 
 
-def test_quick_suite_writes_json_markdown_and_plots(tmp_path: Path, model_dir: Path, fsdd_dir: Path) -> None:
+def test_quick_suite_writes_json_markdown_and_plots(
+    tmp_path: Path, model_dir: Path, fsdd_dir: Path, librispeech_dir: Path
+) -> None:
     res = CliRunner().invoke(
         app, ["all", "--quick", "--backends", "fused-int8", "--threads", "1", "--out", str(tmp_path)]
     )
@@ -46,6 +48,10 @@ def test_quick_suite_writes_json_markdown_and_plots(tmp_path: Path, model_dir: P
     assert [r["batch"] for r in doc["throughput"]["fused-int8"]] == [1, 8]
     acc = doc["accuracy"]["backends"]
     assert acc["reference"]["eer_rel_to_fp32"] == 0.0 and 0.0 <= acc["fused-int8"]["eer"] <= 1.0
+    tel = doc["accuracy_telephone"]  # many-speaker telephone set: LibriSpeech readers through G.711
+    assert tel["trials"]["target"] >= 10 and tel["trials"]["nontarget"] > tel["trials"]["target"]
+    assert tel["backends"]["fused-int8"]["cosine_min"] >= 0.999
+    assert all(r["audio_s_per_cpu_s"] > 0 for r in doc["throughput"]["fused-int8"])
     assert doc["environment"]["versions"]["torch"]
     assert "| fused-int8 |" in (tmp_path / "embedding-cpu-quick.md").read_text()
     for png in ("embedding-cpu-quick_latency.png", "embedding-cpu-quick_throughput.png"):
