@@ -70,3 +70,41 @@ def test_shared_rate_limit_hands_out_exactly_the_burst_across_workers(db_url: st
     finally:
         for s in stores:
             s.dispose()
+
+
+def test_same_speaker_registered_at_once_on_two_workers_one_wins_other_gets_a_problem(db_url: str) -> None:
+    """A lost race on a unique row is a 409 problem document (never a 500), and exactly one speaker exists."""
+    from fastapi.testclient import TestClient
+
+    from voiceauth.api import create_app
+    from voiceauth.config import Settings
+    from voiceauth.embedding.fake import FakeEngine
+    from voiceauth.store.models import Speaker
+
+    stores = _workers(db_url)
+    with stores[0].transaction() as tx:
+        key = create_api_key(tx, tx.get_or_create_tenant("t").id, "telephony", actor="test")[1]
+    settings = Settings(offline=True, scoring_backend="cosine", antispoof_enabled=False, api_rate_limit_burst=1000)
+    apps = [create_app(settings, engine=FakeEngine(), store=s) for s in stores]
+    body = {"external_ref": "same", "consent": {"method": "ivr", "text_version": "v1"}}
+    try:
+        with TestClient(apps[0]) as c0, TestClient(apps[1]) as c1:
+            for round_ in range(4):
+                body["external_ref"] = f"same-{round_}"
+                start = Barrier(2)
+
+                def post(c: TestClient, start: Barrier = start, ref: str = body["external_ref"]) -> tuple[int, str]:
+                    start.wait()
+                    r = c.post(
+                        "/v1/speakers", json={**body, "external_ref": ref}, headers={"Authorization": f"Bearer {key}"}
+                    )
+                    return r.status_code, r.json().get("code", "")
+
+                with ThreadPoolExecutor(2) as pool:
+                    results = sorted(pool.map(post, (c0, c1)))
+                assert results[0][0] == 201 and results[1] in ((409, "already-exists"), (409, "conflict")), results
+                assert stores[0].count_rows(Speaker, external_ref=body["external_ref"]) == 1
+        assert stores[1].verify_audit_chain().ok
+    finally:
+        for s in stores:
+            s.dispose()
