@@ -94,7 +94,7 @@ def build_subject(name: str, model_dir: Path, device: str) -> Subject:
         engine = FusedEngine(model_dir, mode=mode, device=device, verify=False)
         desc = {
             "fp32": "FusedEngine fp32: BN folded, channels-last GEMMs",
-            "int8": "FusedEngine int8 GEMMs (FBGEMM, per-row scaled activations)",
+            "int8": "FusedEngine int8 GEMMs (FBGEMM, per-row scaled); first layers fp32, res2net bf16 if native",
         }.get(mode, f"FusedEngine, {mode} autocast")
     else:
         raise ValueError(f"unknown benchmark subject {name!r}")

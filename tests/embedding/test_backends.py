@@ -15,9 +15,10 @@ from voiceauth.audio.io import load_audio
 from voiceauth.embedding.backends import FusedEngine, create_backend, resolve_backend
 from voiceauth.embedding.backends import engine as engine_mod
 from voiceauth.embedding.backends.fused import FusedEcapa, expected_state_keys, reflect_index
-from voiceauth.embedding.backends.int8 import FP32_LAYERS
+from voiceauth.embedding.backends.int8 import BF16_LAYERS, FP32_LAYERS, Bf16Linear, Int8Linear
 from voiceauth.embedding.base import EmbeddingEngine, cosine
 from voiceauth.embedding.ecapa import EcapaEngine
+from voiceauth.embedding.precision import cpu_has_bf16
 from voiceauth.errors import ConfigError, EmbeddingError, ModelError
 
 pytestmark = pytest.mark.model
@@ -132,8 +133,11 @@ def test_backend_selection_is_honest_about_the_hardware(monkeypatch: pytest.Monk
 def test_int8_keeps_only_the_sensitive_layers_in_fp32(fused_int8: FusedEngine) -> None:
     model = fused_int8.model
     assert isinstance(model, FusedEcapa)
-    fp32 = sorted(name for name, layer in model.gemm_layers().items() if layer.linear is None)
+    layers = model.gemm_layers()
+    fp32 = sorted(name for name, layer in layers.items() if not isinstance(layer.linear, Int8Linear))
     assert fp32 == sorted(FP32_LAYERS)
+    bf16 = {name for name, layer in layers.items() if isinstance(layer.linear, Bf16Linear)}
+    assert bf16 == (set(BF16_LAYERS) if cpu_has_bf16() else set())
     assert model.att_conv is not None
 
 

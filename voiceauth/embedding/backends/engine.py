@@ -24,10 +24,10 @@ from speechbrain.processing.features import InputNormalization
 from models.fetch import verify_dir
 from models.registry import ECAPA
 from voiceauth.embedding.backends.fused import FusedEcapa
-from voiceauth.embedding.backends.int8 import int8_available, quantize_model
+from voiceauth.embedding.backends.int8 import BF16_LAYERS, int8_available, quantize_model
 from voiceauth.embedding.base import EMBEDDING_DIM, FloatArray
 from voiceauth.embedding.ecapa import MODEL_SAMPLE_RATE, load_checkpoint, prepare_waveform
-from voiceauth.embedding.precision import cpu_has_amx, resolve_device
+from voiceauth.embedding.precision import cpu_has_amx, cpu_has_bf16, resolve_device
 from voiceauth.errors import ConfigError
 
 __all__ = ["MODES", "FusedEngine", "resolve_mode"]
@@ -90,7 +90,7 @@ class FusedEngine:
         state = load_checkpoint(ckpt)
         model = FusedEcapa(state).eval()
         if self.precision == "int8":
-            quantize_model(model)
+            quantize_model(model, bf16_layers=BF16_LAYERS if cpu_has_bf16() else ())
         self.model = model.to(self.device)
         self.fbank = Fbank(n_mels=80).eval().to(self.device)
         self.norm = InputNormalization(norm_type="sentence", std_norm=False).eval().to(self.device)
