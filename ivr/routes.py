@@ -140,11 +140,22 @@ class _Socket:
 
 
 async def _serve(ws: WebSocket, ivr: IvrService, serializer: Serializer, tenant_of: Any) -> None:
+    admitted = False
+
     async def open_handler(start: CallStart) -> CallSession:
+        nonlocal admitted
         tenant = tenant_of(start)
+        if not start.probe and not admitted:
+            if not ivr.admit():  # over capacity: refuse this call now rather than slow down every call
+                raise CallRefused(f"this server is at its limit of {ivr.settings.ivr_max_calls} calls", "error")
+            admitted = True
         return CallSession(ivr, start, tenant=tenant, protocol=serializer.name)
 
-    await serve_call(_Socket(ws), serializer, open_handler, executor=ivr.executor, limits=ivr.limits)
+    try:
+        await serve_call(_Socket(ws), serializer, open_handler, executor=ivr.executor, limits=ivr.limits)
+    finally:
+        if admitted:
+            ivr.release()
 
 
 # -- Twilio ----------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import ctypes
 import hashlib
 import hmac
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -132,12 +133,30 @@ class IvrService:
         # calling number -> customer reference: the given directory, else the store's caller_numbers mappings
         self._ani = ani_directory if ani_directory is not None else _store_directory(verifier.store)
         self.enroller = enroller  # passive enrolment during calls (None: not offered)
+        self._active = 0  # calls admitted and not yet ended (admission control: ivr_max_calls)
+        self._active_lock = threading.Lock()
         # AASIST on call streams (Settings.antispoof_mode): windows of all calls scored on one batching worker
         self.spoof_batcher: WindowBatcher | None = None
         if countermeasure is not None and settings.antispoof_mode != "off":
             from voiceauth.antispoof.stream import WindowBatcher
 
             self.spoof_batcher = WindowBatcher(countermeasure)
+
+    def admit(self) -> bool:
+        """Take a call slot; False when ``ivr_max_calls`` calls are already in progress (refuse the call)."""
+        with self._active_lock:
+            if self._active >= self.settings.ivr_max_calls:
+                return False
+            self._active += 1
+            return True
+
+    def release(self) -> None:
+        with self._active_lock:
+            self._active = max(0, self._active - 1)
+
+    @property
+    def active_calls(self) -> int:
+        return self._active
 
     def lookup_ani(self, tenant: str, ani: str) -> str:
         """The customer reference for a caller's number ("" when unknown or no directory is configured)."""
