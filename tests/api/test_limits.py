@@ -27,12 +27,25 @@ class SlowEngine(FakeEngine):
 
 
 def test_request_time_limit(api_factory: Callable[..., Api]) -> None:
-    api = api_factory(engine=SlowEngine(delay_s=3.0), api_request_timeout_s=1.0)
+    """A request still queued at its time limit gets 503 and its work never runs; one whose work has started
+    (it writes to the store) is not cut off: its client gets the real result."""
+    from voiceauth.store.models import EnrollmentUtterance
+
+    gate = threading.Event()
+    api = api_factory(engine=SlowEngine(gate=gate), api_request_timeout_s=1.0, api_audio_workers=1)
     api.register("cust-1")
-    r = api.enroll("cust-1", sample("george_a"))
+    first: list[Any] = []
+    running = threading.Thread(target=lambda: first.append(api.enroll("cust-1", sample("george_a"))))
+    running.start()  # takes the only audio thread and waits on the gate, past its own time limit
+    time.sleep(0.3)
+    r = api.enroll("cust-1", sample("george_b"))  # queued behind it: refused at 1 s
     assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json"
     assert r.json()["code"] == "request-timeout"
-    # the store is left consistent and the service keeps answering
+    gate.set()
+    running.join(30)
+    assert first[0].status_code == 200 and first[0].json()["accepted"]
+    # the refused request's work never ran: only the first utterance is stored, and the service keeps answering
+    assert api.store.count_rows(EnrollmentUtterance) == 1
     assert api.client.get("/v1/speakers/cust-1", headers=api.h("acme:telephony")).status_code == 200
 
 

@@ -2,8 +2,10 @@
 
 - Size: a declared ``Content-Length`` over the limit is refused before the body is read; a body that grows past
   it while streaming (chunked) is refused when it does.
-- Time: a request that has not produced its response within ``timeout_s`` (slow uploads included) gets 503;
-  work already handed to the audio thread pool finishes in the background and its result is dropped.
+- Time: a request that has not produced its response within ``timeout_s`` (slow uploads, waiting in the audio
+  queue) gets 503 ``request-timeout``, and its audio work will not run. Once that work has *started* the limit
+  no longer applies: the work writes to the store (an enrolment, an attempt counted toward lockout), so the client
+  gets its real result rather than a 503 for something that was done (:func:`guarded`, :class:`Deadline`).
 - Metrics: latency by route template (not raw path, so cardinality stays bounded), method and status.
 - Drain (:class:`DrainMiddleware`): counts in-flight HTTP requests and WebSocket calls; once :meth:`Drain.start`
   was called (``voiceauth serve`` on SIGTERM) new calls are refused at the handshake (HTTP 403, so the telephony
@@ -16,14 +18,61 @@ import asyncio
 import json
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voiceauth.api.metrics import ApiMetrics
 from voiceauth.api.problems import PROBLEM_JSON, ApiProblem, problem_type
 
-__all__ = ["Drain", "DrainMiddleware", "LimitsMiddleware"]
+__all__ = ["Deadline", "Drain", "DrainMiddleware", "LimitsMiddleware", "guarded"]
+
+T = TypeVar("T")
+
+
+class Deadline:
+    """One request's time limit, raced safely against the start of its audio work (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.started = False
+        self.expired = False
+
+    def expire(self) -> bool:
+        """At the deadline: True (the request is refused) unless the work already started."""
+        with self._lock:
+            self.expired = not self.started
+            return self.expired
+
+    def start(self) -> bool:
+        """On the worker thread, before the work: False when the request was already refused."""
+        with self._lock:
+            self.started = not self.expired
+            return self.started
+
+
+class RequestExpired(Exception):
+    """The request was answered 503 before its audio work could start; the work is skipped."""
+
+
+_deadline: ContextVar[Deadline | None] = ContextVar("voiceauth_request_deadline", default=None)
+
+
+def guarded(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` bound to the current request's deadline: it runs only if the request was not refused meanwhile,
+    and once it runs the request is no longer timed out (call where the work is handed to a thread)."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return fn
+
+    def run(*args: object) -> T:
+        if not deadline.start():
+            raise RequestExpired("the request timed out before its audio work started")
+        return fn(*args)
+
+    return run
 
 
 async def _send_problem(send: Send, status: int, code: str, detail: str, title: str) -> None:
@@ -78,10 +127,25 @@ class LimitsMiddleware:
                 state["started"], state["status"] = True, msg["status"]
             await send(msg)
 
+        deadline = Deadline()
+        token = _deadline.set(deadline)
+        task = asyncio.current_task()
+        refused = False
+
+        def at_deadline() -> None:
+            nonlocal refused
+            if task is not None and deadline.expire():
+                refused = True
+                task.cancel()
+
+        timer = asyncio.get_running_loop().call_later(self.timeout_s, at_deadline)
         try:
-            async with asyncio.timeout(self.timeout_s):
-                await self.app(scope, limited_receive, tracking_send)
-        except TimeoutError:
+            await self.app(scope, limited_receive, tracking_send)
+        except asyncio.CancelledError:
+            if not refused:
+                raise
+            assert task is not None
+            task.uncancel()
             if not state["started"]:
                 state["status"] = 503
                 await _send_problem(
@@ -92,6 +156,8 @@ class LimitsMiddleware:
                     "Service unavailable",
                 )
         finally:
+            timer.cancel()
+            _deadline.reset(token)
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             self.metrics.request_latency.labels(template, scope.get("method", ""), str(state["status"])).observe(

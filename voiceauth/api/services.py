@@ -19,6 +19,7 @@ import numpy as np
 from sqlalchemy import text
 
 from voiceauth.api.metrics import ApiMetrics
+from voiceauth.api.middleware import guarded
 from voiceauth.api.problems import ApiProblem
 from voiceauth.api.ratelimit import build_limiter
 from voiceauth.audio.frontend import FrontEnd, require_speech
@@ -173,7 +174,8 @@ class AppServices:
                 )
             self._waiting += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: fn(*args))
+            work = guarded(fn)  # a request timed out while queued does not run; once running, it is not timed out
+            return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: work(*args))
         finally:
             with self._waiting_lock:
                 self._waiting -= 1
