@@ -17,6 +17,8 @@ import torch
 import torchaudio.functional as AF
 
 from voiceauth.embedding.backends import FusedEngine, resolve_backend
+from voiceauth.embedding.backends.fused import FusedEcapa
+from voiceauth.embedding.backends.int8 import quantize_model
 from voiceauth.embedding.base import EmbeddingEngine, FloatArray
 from voiceauth.embedding.ecapa import EcapaEngine
 from voiceauth.embedding.precision import cpu_has_bf16
@@ -81,8 +83,18 @@ def _reference(model_dir: Path, device: str) -> Subject:
     return Subject(REFERENCE, "SpeechBrain SpeakerRecognition.encode_batch, fp32 eager", embed_batch)
 
 
+def _int8_v1(model_dir: Path, device: str) -> FusedEngine:
+    """The first int8 plan (for comparison): the res2net convolutions and the attention layers in fp32 too."""
+    engine = FusedEngine(model_dir, mode="int8", device=device, verify=False)
+    model = engine.model
+    assert isinstance(model, FusedEcapa)
+    big = {f"blocks.{b}.tdnn{i}" for b in range(3) for i in (1, 2)} - {"blocks.0.tdnn1"} | {"mfa"}
+    quantize_model(model, keep_fp32=[n for n in model.gemm_layers() if n not in big] + ["att_conv"])
+    return engine
+
+
 def build_subject(name: str, model_dir: Path, device: str) -> Subject:
-    """Construct subject ``name`` (``reference``, ``speechbrain-<prec>``, ``fused-<mode>``)."""
+    """Construct subject ``name`` (``reference``, ``speechbrain-<prec>``, ``fused-<mode>``, ``fused-int8-v1``)."""
     if name == REFERENCE:
         return _reference(model_dir, device)
     family, _, mode = name.partition("-")
@@ -90,6 +102,9 @@ def build_subject(name: str, model_dir: Path, device: str) -> Subject:
     if family == "speechbrain":
         engine = EcapaEngine(model_dir, precision=mode, device=device, verify=False)
         desc = f"EcapaEngine (SpeechBrain modules), {mode}" + (" autocast" if mode != "fp32" else "")
+    elif name == "fused-int8-v1":
+        engine = _int8_v1(model_dir, device)
+        desc = "fused-int8 as first shipped: int8 only for the SE blocks' 1x1 layers (not the first) and the MFA layer"
     elif family == "fused":
         engine = FusedEngine(model_dir, mode=mode, device=device, verify=False)
         desc = {
