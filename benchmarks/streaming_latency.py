@@ -52,7 +52,7 @@ def _single_thread() -> None:
         pass
 
 
-def _setup(home: Path, engine: Any) -> Any:
+def _setup(home: Path, engine: Any, antispoof: str = "off") -> Any:
     from voiceauth.config import Settings
     from voiceauth.pipeline import Pipeline
     from voiceauth.scoring.shipped import COHORT_DIR
@@ -65,7 +65,7 @@ def _setup(home: Path, engine: Any) -> Any:
         enroll_min_speech_s=6.0,
         lockout_failures=1_000_000,  # impostor after impostor must not lock the claimed identity mid-benchmark
         lockout_disable_failures=1_000_001,
-        antispoof_mode="off",  # measured without AASIST; its cost per window is measured separately (--aasist)
+        antispoof_mode=antispoof,  # type: ignore[arg-type]  # off unless --antispoof-levels (then monitor)
     )
     pipe = Pipeline.from_settings(settings, engine=engine)
     pipe.register(TENANT, "george", consent_method="bench", consent_text_version="v1", actor="bench")
@@ -134,7 +134,7 @@ def single_call_latency(n_per_speaker: int = 2) -> dict[str, Any]:
 
 
 # -- part 2 -----------------------------------------------------------------------------------------------------
-def _serve(port_q: Any, workers: int, feed_ms: int, backend: str) -> None:
+def _serve(port_q: Any, workers: int, feed_ms: int, backend: str, antispoof: str) -> None:
     import uvicorn
     from fastapi import FastAPI
 
@@ -144,10 +144,19 @@ def _serve(port_q: Any, workers: int, feed_ms: int, backend: str) -> None:
     from voiceauth.embedding.factory import create_engine
 
     engine = create_engine(Settings(backend=backend))  # type: ignore[arg-type]
-    settings, pipe = _setup(Path(tempfile.mkdtemp()), engine)
+    settings, pipe = _setup(Path(tempfile.mkdtemp()), engine, antispoof)
     settings = settings.model_copy(update={"ivr_workers": workers, "ivr_idle_timeout_s": 30.0, "ivr_feed_ms": feed_ms})
+    countermeasure = None
+    if antispoof != "off":
+        from voiceauth.antispoof.countermeasure import create_countermeasure
+
+        countermeasure = create_countermeasure(settings)
     ivr = IvrService(
-        settings, engine=engine, verifier=pipe.verifier, keys=StaticKeys({KEY: KeyInfo(TENANT, "telephony")})
+        settings,
+        engine=engine,
+        verifier=pipe.verifier,
+        keys=StaticKeys({KEY: KeyInfo(TENANT, "telephony")}),
+        countermeasure=countermeasure,
     )
     app = FastAPI()
     app.include_router(router)
@@ -275,10 +284,12 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def concurrency(levels: list[int], workers: int, feed_ms: int, backend: str = "auto") -> list[dict[str, Any]]:
+def concurrency(
+    levels: list[int], workers: int, feed_ms: int, backend: str = "auto", antispoof: str = "off"
+) -> list[dict[str, Any]]:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    proc = ctx.Process(target=_serve, args=(q, workers, feed_ms, backend), daemon=True)
+    proc = ctx.Process(target=_serve, args=(q, workers, feed_ms, backend, antispoof), daemon=True)
     proc.start()
     try:
         port = q.get(timeout=300)
@@ -334,9 +345,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "streaming.md")
     ap.add_argument("--skip-single", action="store_true")
     ap.add_argument("--skip-aasist", action="store_true")
+    ap.add_argument("--antispoof-levels", default="", help="levels run again with antispoof_mode=monitor (e.g. 1,5)")
     args = ap.parse_args()
     cmd = f"python -m benchmarks.streaming_latency --levels {args.levels} --workers {args.workers}"
     cmd += f" --feed-ms {args.feed_ms} --backend {args.backend}" + (" --skip-single" if args.skip_single else "")
+    cmd += f" --antispoof-levels {args.antispoof_levels}" if args.antispoof_levels else ""
     lines = [
         "# Streaming verification benchmark",
         "",
@@ -429,6 +442,24 @@ def main() -> None:
             f"about {2 * audio_s / (cpu + extra):.0f} simultaneous calls of this length by CPU alone.",
             "",
         ]
+    if args.antispoof_levels:
+        spoof_rows = concurrency(
+            [int(x) for x in args.antispoof_levels.split(",")], args.workers, args.feed_ms, args.backend, "monitor"
+        )
+        record["levels_antispoof_monitor"] = spoof_rows
+        lines += [
+            "Measured through the service with `antispoof_mode=monitor` (AASIST scores the call's speech windows; "
+            "decisions unchanged):",
+            "",
+            "| calls | load 1m | decided | correct | p50 ms | p99 ms | server CPU s / call |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in spoof_rows:
+            lines.append(
+                f"| {r['calls']} | {r['load_avg_1m']:.1f} | {r['decided']} | {r['correct']} | {f(r['p50_ms'])} "
+                f"| {f(r['p99_ms'])} | {r['server_cpu_s_per_call']:.3f} |"
+            )
+        lines.append("")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     args.out.with_suffix(".json").write_text(json.dumps(record, indent=1, default=str) + "\n")
