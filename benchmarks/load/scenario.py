@@ -62,6 +62,7 @@ class LoadConfig:
     call_strings: int = 2  # digit strings per call (~8 s of speech, ~10 s of audio)
     speed: float = 1.0  # 1.0 = real time
     lockout_attempts: int = 8  # impostor uploads on one identity at once, on both workers (5 failures lock)
+    verify_every_s: float = 1.0  # verification uploads start this far apart
 
 
 @dataclass
@@ -172,11 +173,12 @@ async def run_load(cluster: Cluster, pool: SpeechPool, config: LoadConfig, resul
             )
 
     async def verifies(client: httpx.AsyncClient) -> None:
-        jobs = []
-        for i in range(config.verifies):
-            spk = FSDD_SPEAKERS[(i + 3) % len(FSDD_SPEAKERS)]
-            jobs.append(upload(client, "verify", ws[i % len(ws)], spk, keys.telephony, pool.take(spk)))
-        result.verifies.extend(await asyncio.gather(*jobs))
+        async def one(i: int, spk: str, audio: Audio) -> UploadLog:
+            await asyncio.sleep(i * config.verify_every_s)  # spread over the run, as callers arrive
+            return await upload(client, "verify", ws[i % len(ws)], spk, keys.telephony, audio)
+
+        spks = [FSDD_SPEAKERS[(i + 3) % len(FSDD_SPEAKERS)] for i in range(config.verifies)]
+        result.verifies.extend(await asyncio.gather(*(one(i, s, pool.take(s)) for i, s in enumerate(spks))))
 
     async def lockout(client: httpx.AsyncClient) -> None:
         # all at once on both workers: the speaker row lock orders them, so exactly LOCKOUT_FAILURES fail and
