@@ -30,6 +30,7 @@ from voiceauth.errors import ModelError
 from voiceauth.pipeline import FrontEndLike, Pipeline
 from voiceauth.scoring.base import Scorer
 from voiceauth.store.crypto import key_file_path, load_keyring
+from voiceauth.store.db import single_connect_attempt
 from voiceauth.store.keys import ApiPrincipal, authenticate
 from voiceauth.store.repo import Clock, Store
 
@@ -153,7 +154,7 @@ class AppServices:
     # -- health --------------------------------------------------------------------------------------------
     def store_reachable(self) -> bool:
         try:
-            with self.store.engine.connect() as conn:
+            with single_connect_attempt(), self.store.engine.connect() as conn:  # no backoff: answer now
                 conn.execute(text("SELECT 1"))
             return True
         except Exception:  # noqa: BLE001 - readiness reports any failure as "not ready"

@@ -14,6 +14,9 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,7 @@ from sqlalchemy.exc import ArgumentError
 from voiceauth.config import Settings
 from voiceauth.errors import ConfigError
 
-__all__ = ["DB_FILE_NAME", "create_db_engine", "database_url", "migrate"]
+__all__ = ["DB_FILE_NAME", "create_db_engine", "database_url", "migrate", "single_connect_attempt"]
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +61,25 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+_retry_connect: ContextVar[bool] = ContextVar("voiceauth_db_retry_connect", default=True)
+
+
+@contextmanager
+def single_connect_attempt() -> Iterator[None]:
+    """Within this block a failed connect is not retried (readiness probes must answer fast, not wait it out)."""
+    token = _retry_connect.set(False)
+    try:
+        yield
+    finally:
+        _retry_connect.reset(token)
+
+
 def _connect_with_backoff(retry_s: float, connect_timeout_s: float) -> Any:
     """A ``do_connect`` listener: the driver's connect, retried with exponential backoff for ``retry_s`` in all."""
 
     def do_connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
         cparams.setdefault("connect_timeout", max(1, round(connect_timeout_s)))
-        deadline = time.monotonic() + retry_s
+        deadline = time.monotonic() + (retry_s if _retry_connect.get() else 0.0)
         delay = 0.05
         attempt = 0
         while True:
