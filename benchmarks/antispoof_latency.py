@@ -76,16 +76,19 @@ def window_latency(repeats: int = 5) -> dict[str, Any]:
     for fn, _ in subjects.values():
         fn()  # warm-up
     times: dict[str, list[float]] = {k: [] for k in subjects}
+    cpu: dict[str, list[float]] = {k: [] for k in subjects}
     for _ in range(repeats):
         for name, (fn, per) in subjects.items():
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
             times[name].append((time.perf_counter() - t0) * 1000.0 / per)
+            cpu[name].append((time.process_time() - c0) / per)
     med = {k: float(np.median(v)) for k, v in times.items()}
     return {
         "window_samples": WINDOW_SAMPLES,
         "repeats": repeats,
         "median_ms_per_window": med,
+        "median_cpu_s_per_window": {k: float(np.median(v)) for k, v in cpu.items()},
         "ratio_to_reference": {k: v / med["reference"] for k, v in med.items()},
         "max_abs_score_diff_vs_reference": max_diff,
     }
@@ -187,10 +190,11 @@ def run(repeats: int = 5, threads: int | None = None, calls: int = 12) -> dict[s
         **window_latency(repeats),
     }
     med = data["median_ms_per_window"]
-    print(f"| subject | median ms / 4 s window | ratio to reference |   (threads {torch.get_num_threads()})")
-    print("|---|---|---|")
+    cpu = data["median_cpu_s_per_window"]
+    print(f"| subject | median ms / 4 s window | ratio to reference | CPU s / window |   (threads {data['threads']})")
+    print("|---|---|---|---|")
     for k, v in med.items():
-        print(f"| {k} | {v:.0f} | {v / med['reference']:.2f} |")
+        print(f"| {k} | {v:.0f} | {v / med['reference']:.2f} | {cpu[k]:.2f} |")
     print(f"max |score difference| production vs reference: {data['max_abs_score_diff_vs_reference']:.2e}")
     if calls > 0:
         data["stream"] = stream_cost(calls)
