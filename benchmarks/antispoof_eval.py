@@ -186,16 +186,23 @@ def main() -> None:
     ap.add_argument("--conditions", default="pipeline,telephone-trim,16k-trim", help=condition_audio.__doc__)
     ap.add_argument("--threshold", type=float, default=None, help="default: Settings().antispoof_threshold")
     ap.add_argument("--score-only", action="store_true", help="fill the window cache, no report")
-    ap.add_argument("--cache", default="window_scores.json", help="window score cache file name in --work")
+    ap.add_argument(
+        "--cache",
+        default="window_scores.json",
+        help="window score cache file in --work (comma-separated: merged, for the report)",
+    )
     ap.add_argument("--top", type=int, default=6, help="policies listed per condition (best EER, piper vs all)")
     args = ap.parse_args()
     settings = Settings()
     threshold = args.threshold if args.threshold is not None else float(settings.antispoof_threshold)
     args.work.mkdir(parents=True, exist_ok=True)
     conditions = args.conditions.split(",")
-    cache = args.work / args.cache
-    if not args.score_only and cache.exists():
-        scores = json.loads(cache.read_text())
+    caches = [args.work / name for name in args.cache.split(",")]
+    cache = caches[0]
+    if not args.score_only and all(c.exists() for c in caches):
+        scores: dict[str, dict[str, dict[str, Any]]] = {}
+        for c in caches:
+            scores.update(json.loads(c.read_text()))
     else:
         cm = Countermeasure(ensure_model(settings, AASIST), hop=DENSE_HOP, trim=False)
         t0 = time.time()
