@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
@@ -131,6 +132,7 @@ class CallSpoof:
         self._futures: list[Future[float]] = []
         self._next_end = batcher.cm.window  # speech samples needed for the next window
         self._late: Future[SpoofResult] | None = None
+        self.waited_ms = 0.0  # how long the decision waited for AASIST (enforce mode): the added decision latency
 
     @property
     def windows_submitted(self) -> int:
@@ -155,7 +157,9 @@ class CallSpoof:
                 return None
             self._futures.append(self.batcher.submit(tile_to(speech, self.batcher.cm.window)))
         if self.mode == "enforce":
+            t0 = time.perf_counter()
             scores = [f.result(timeout=self.timeout_s) for f in self._futures]
+            self.waited_ms = (time.perf_counter() - t0) * 1000.0
         elif all(f.done() for f in self._futures):
             scores = [f.result() for f in self._futures]
         else:
