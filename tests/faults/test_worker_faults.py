@@ -30,14 +30,15 @@ from benchmarks.load.scenario import (
     enrol_all,
     run_load,
 )
-from voiceauth.store.testing import PostgresUnavailable
+from voiceauth.store.testing import PostgresUnavailable, postgres_scratch_schema
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 
 @pytest.fixture
 def cluster(pg_database: str, tmp_path: Path) -> Iterator[Cluster]:
-    with Cluster.start(pg_database, tmp_dir=tmp_path) as c:
+    """Two workers on a fresh schema of the session's scratch database (each test starts from an empty store)."""
+    with postgres_scratch_schema(pg_database, prefix="faults") as url, Cluster.start(url, tmp_dir=tmp_path) as c:
         yield c
 
 
