@@ -74,7 +74,7 @@ def make_app(tmp_path: Path) -> Iterator[Any]:
             enroll_min_speech_s=3.0,
             enroll_target_speech_s=8.0,
             replay_check=False,
-            antispoof_enabled=False,
+            antispoof_mode="off",
         )
         app = create_app(
             settings, engine=FakeEngine(), store=store, scorer=CosineScorer(), operating_points=COSINE_OPERATING_POINTS

@@ -84,7 +84,7 @@ def test_same_speaker_registered_at_once_on_two_workers_one_wins_other_gets_a_pr
     stores = _workers(db_url)
     with stores[0].transaction() as tx:
         key = create_api_key(tx, tx.get_or_create_tenant("t").id, "telephony", actor="test")[1]
-    settings = Settings(offline=True, scoring_backend="cosine", antispoof_enabled=False, api_rate_limit_burst=1000)
+    settings = Settings(offline=True, scoring_backend="cosine", antispoof_mode="off", api_rate_limit_burst=1000)
     apps = [create_app(settings, engine=FakeEngine(), store=s) for s in stores]
     body = {"external_ref": "same", "consent": {"method": "ivr", "text_version": "v1"}}
     try:
