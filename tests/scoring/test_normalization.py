@@ -112,3 +112,41 @@ def test_wccn_whitens_within_speaker_variation() -> None:
     # shrinkage pulls towards a scaled identity: the projection stays well conditioned
     b_shrunk = wccn(x, labels, shrinkage=0.5)
     assert np.linalg.cond(b_shrunk) < np.linalg.cond(b)
+
+
+def test_lda_keeps_the_speaker_separating_direction() -> None:
+    from voiceauth.scoring.normalization import lda
+
+    rng = np.random.default_rng(5)
+    # speakers differ only along axis 0; axes 1-2 carry large within-speaker noise
+    centres = np.zeros((30, 3))
+    centres[:, 0] = rng.normal(size=30) * 3
+    labels = np.repeat(np.arange(30), 10)
+    x = centres[labels] + rng.normal(size=(300, 3)) * np.array([0.3, 3.0, 3.0])
+    w = lda(x, labels, 1)
+    assert w.shape == (3, 1)
+    direction = w[:, 0] / np.linalg.norm(w[:, 0])
+    assert abs(direction[0]) > 0.99
+    with pytest.raises(ConfigError, match="LDA dimension 30"):
+        lda(x, labels, 30)  # at most speakers - 1
+
+
+def test_candidate_back_ends_train_on_the_cohort_only() -> None:
+    from voiceauth.scoring.candidates import CANDIDATES, Candidate, make_backend
+
+    rng = np.random.default_rng(6)
+    cohort = rng.normal(size=(120, 16))
+    speakers = [str(k) for k in np.repeat(np.arange(40), 3)]
+    names = {c.name for c in CANDIDATES}
+    assert {"cosine", "centre+asnorm100", "centre+wccn", "centre+lda60+wccn+asnorm300"} <= names
+    cand = Candidate(centre=True, top_n=50, wccn=True, lda_dim=8)
+    backend = make_backend("t", cand, cohort, speakers)
+    assert backend.preprocessor.projection is not None and backend.preprocessor.projection.shape == (16, 8)
+    assert backend.preprocessor.mean is not None
+    assert np.allclose(backend.preprocessor.mean, l2_normalize(cohort).mean(axis=0))
+    scores = backend.normalized_matrix(cohort[:5], cohort[5:9])
+    assert scores.shape == (5, 4) and np.all(np.isfinite(scores))
+    plain = make_backend("t", Candidate(centre=False, top_n=None), cohort, speakers)
+    assert np.allclose(
+        plain.normalized_matrix(cohort[:3], cohort[3:5]), l2_normalize(cohort[:3]) @ l2_normalize(cohort[3:5]).T
+    )

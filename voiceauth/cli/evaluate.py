@@ -44,15 +44,13 @@ def list_speaker_files(folder: Path) -> list[tuple[str, Path]]:
 def embed_file(path: Path, engine: EmbeddingEngine, settings: Settings) -> tuple[FloatArray, bool, float]:
     """(embedding, narrowband, net speech seconds) the way production sees a file."""
     audio = load_audio(path)
-    try:
-        from voiceauth.audio.frontend import FrontEnd  # the front end (VAD, channel detection)
-    except ImportError:
-        speech = audio.samples
-        return engine.embed(speech, audio.sample_rate), audio.sample_rate <= 8000, audio.seconds
+    from voiceauth.audio.frontend import FrontEnd  # the front end (VAD, channel detection)
+
     utt = FrontEnd(settings).from_samples(audio.samples, audio.sample_rate)
-    if utt.speech.size < utt.sample_rate // 2:  # VAD found (almost) nothing: embed the whole file
+    speech = utt.speech
+    if speech.size < utt.sample_rate // 2:  # VAD found (almost) nothing: embed the whole file
         return engine.embed(audio.samples, audio.sample_rate), utt.narrowband, utt.quality.net_speech_s
-    return engine.embed(utt.speech, utt.sample_rate), utt.narrowband, utt.quality.net_speech_s
+    return engine.embed(speech, utt.sample_rate), utt.narrowband, utt.quality.net_speech_s
 
 
 def evaluate(

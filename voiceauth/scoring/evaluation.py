@@ -2,8 +2,9 @@
 
 Used by ``voiceauth evaluate`` and the accuracy benchmark. Pairs are scored through the scorer's own
 ``score`` path; a :class:`~voiceauth.scoring.backend.CohortScorer` is scored all-pairs at once with the very
-same normalisation code (``ChannelBackend.normalized_matrix``) that its ``score`` uses. A pair is narrowband
-when either file is. Pure; no I/O.
+same code (``ChannelBackend.normalized_matrix`` and ``calibrated``) that its ``score`` uses. A pair is
+narrowband when either file is. ``eer`` / ``min_dcf`` are those of the calibrated 0-100 score, the one the
+thresholds apply to (calibration and the cosine guard included). Pure; no I/O.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ def pair_scores(
     embeddings: npt.ArrayLike,
     narrowband: Sequence[bool],
     speech_s: Sequence[float],
-) -> tuple[F64, F64, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """(raw cosine, normalised, i, j) for every pair i < j."""
+) -> tuple[F64, F64, F64, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(raw cosine, normalised, calibrated, i, j) for every pair i < j."""
     x = np.asarray(embeddings, dtype=np.float64)
     n = x.shape[0]
     iu, ju = np.triu_indices(n, k=1)
@@ -38,14 +39,16 @@ def pair_scores(
     if isinstance(scorer, CohortScorer):
         raw = np.empty(iu.size)
         norm = np.empty(iu.size)
+        cal = np.empty(iu.size)
         for flag in (False, True):
             sel = pair_nb == flag
             if not np.any(sel):
                 continue
-            r, m, _ = scorer.score_matrix(x, narrowband=flag)
+            r, m, c = scorer.score_matrix(x, narrowband=flag)
             raw[sel] = r[iu[sel], ju[sel]]
             norm[sel] = m[iu[sel], ju[sel]]
-        return raw, norm, iu, ju
+            cal[sel] = c[iu[sel], ju[sel]]
+        return raw, norm, cal, iu, ju
     scores = [
         scorer.score(
             x[i].astype(np.float32),
@@ -58,6 +61,7 @@ def pair_scores(
     return (
         np.array([s.raw_cosine for s in scores]),
         np.array([s.normalized for s in scores]),
+        np.array([s.calibrated for s in scores]),
         iu,
         ju,
     )
@@ -70,11 +74,12 @@ def evaluate(
     narrowband: Sequence[bool],
     speech_s: Sequence[float],
 ) -> dict[str, Any]:
-    """EER, minDCF (p_target 0.01) and trial counts of the scorer's normalised score (and of raw cosine)."""
+    """EER, minDCF (p_target 0.01) and trial counts of the scorer's calibrated score (and of the normalised
+    score and raw cosine, for comparison)."""
     spk = np.asarray(speakers)
     if spk.size < 2:
         raise MetricsError(f"need at least two files to make a trial, got {spk.size}")
-    raw, norm, iu, ju = pair_scores(scorer, embeddings, narrowband, speech_s)
+    raw, norm, cal, iu, ju = pair_scores(scorer, embeddings, narrowband, speech_s)
     same = spk[iu] == spk[ju]
     if not np.any(same) or np.all(same):
         raise MetricsError(
@@ -82,12 +87,14 @@ def evaluate(
             "use at least two speakers, one with two or more files"
         )
     return {
-        "eer": eer(norm[same], norm[~same]),
-        "min_dcf": min_dcf(norm[same], norm[~same], p_target=0.01),
+        "eer": eer(cal[same], cal[~same]),
+        "min_dcf": min_dcf(cal[same], cal[~same], p_target=0.01),
         "target_trials": int(same.sum()),
         "nontarget_trials": int((~same).sum()),
         "files": int(spk.size),
         "speakers": int(np.unique(spk).size),
+        "normalized_eer": eer(norm[same], norm[~same]),
+        "normalized_min_dcf": min_dcf(norm[same], norm[~same], p_target=0.01),
         "raw_cosine_eer": eer(raw[same], raw[~same]),
         "raw_cosine_min_dcf": min_dcf(raw[same], raw[~same], p_target=0.01),
     }

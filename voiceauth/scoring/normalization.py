@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from voiceauth.errors import ConfigError
 
-__all__ = ["Preprocessor", "as_norm", "cohort_stats", "l2_normalize", "wccn"]
+__all__ = ["Preprocessor", "as_norm", "cohort_stats", "l2_normalize", "lda", "wccn"]
 
 F64 = npt.NDArray[np.float64]
 _EPS = 1e-9
@@ -88,4 +88,36 @@ def wccn(x: npt.ArrayLike, labels: npt.ArrayLike, shrinkage: float = 0.1) -> F64
     d = sw.shape[0]
     sw = (1.0 - shrinkage) * sw + shrinkage * (np.trace(sw) / d) * np.eye(d)
     out: F64 = np.linalg.cholesky(np.linalg.inv(sw))
+    return out
+
+
+def lda(x: npt.ArrayLike, labels: npt.ArrayLike, dim: int, shrinkage: float = 1e-3) -> F64:
+    """Linear discriminant analysis: the ``dim`` directions that best separate speakers, ``[d, dim]``.
+
+    Solves ``S_b v = lambda S_w v`` (between- and within-speaker scatter of ``x`` [n, d] with speaker
+    ``labels``) and keeps the eigenvectors of the ``dim`` largest eigenvalues; ``S_w`` is shrunk by
+    ``shrinkage * trace(S_w) / d`` so it stays invertible. ``dim`` must be below the number of speakers.
+    """
+    a = np.asarray(x, dtype=np.float64)
+    lab = np.asarray(labels)
+    speakers = np.unique(lab)
+    d = a.shape[1]
+    if not 0 < dim < min(d + 1, speakers.size):
+        raise ConfigError(f"LDA dimension {dim} is not accepted: use 1 to {min(d, speakers.size - 1)} for this data")
+    mu = a.mean(axis=0)
+    sw = np.zeros((d, d))
+    sb = np.zeros((d, d))
+    for spk in speakers:
+        xs = a[lab == spk]
+        m = xs.mean(axis=0)
+        sw += (xs - m).T @ (xs - m)
+        sb += xs.shape[0] * np.outer(m - mu, m - mu)
+    sw = sw / a.shape[0] + shrinkage * np.trace(sw / a.shape[0]) / d * np.eye(d)
+    sb /= a.shape[0]
+    # whiten S_w (Cholesky), then an ordinary symmetric eigenproblem
+    chol = np.linalg.cholesky(sw)
+    inv_chol = np.linalg.inv(chol)
+    vals, vecs = np.linalg.eigh(inv_chol @ sb @ inv_chol.T)
+    order = np.argsort(vals)[::-1][:dim]
+    out: F64 = inv_chol.T @ vecs[:, order]
     return out

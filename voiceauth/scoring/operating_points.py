@@ -1,7 +1,7 @@
 """Named decision thresholds on the calibrated 0-100 scale, chosen from measured impostor scores.
 
 ``python -m voiceauth.scoring.build`` scores every non-target trial of the cohort half of the LibriSpeech
-readers (2-fold: each half of the cohort readers normalised by the other half's cohort) through each channel,
+readers (5-fold over readers: each fold's pieces scored by a back end trained on the other folds) through each channel,
 and for each named point takes the lowest calibrated threshold whose false-accept rate on those trials is at
 most the target (:func:`voiceauth.scoring.metrics.threshold_at_far`). ``default_operating_points`` returns,
 for each name, the stricter (higher) of the wideband and narrowband thresholds, so one number per name holds
