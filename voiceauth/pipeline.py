@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from enrollment.policy import EnrollmentPolicy, screen_quality
@@ -31,6 +31,7 @@ from voiceauth.watchlist import COSINE_OPERATING_POINTS
 
 if TYPE_CHECKING:
     from voiceauth.antispoof.countermeasure import Countermeasure, SpoofResult
+    from voiceauth.antispoof.monitor import MonitorScorer
 
 __all__ = ["AudioInput", "FrontEndLike", "Pipeline", "default_scoring"]
 
@@ -70,6 +71,7 @@ class Pipeline:
     replay_max_ber: float | None = None  # None: the replay module's default
     countermeasure: Countermeasure | None = None  # AASIST; from_settings: loaded unless antispoof_mode is off
     antispoof_mode: str = "off"  # off | monitor (score + audit only) | enforce (SPOOF_SUSPECTED at the threshold)
+    _monitor: MonitorScorer | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def from_settings(
@@ -168,7 +170,8 @@ class Pipeline:
         utt = self.utterance(audio, **decode)
         speech_s = utt.quality.net_speech_s
         emb = self.embed(utt) if speech_s >= self.min_verify_speech_s and utt.speech.size > 0 else None
-        return self.verifier.verify(
+        later = self.scores_after_decision(emb)
+        res = self.verifier.verify(
             tenant,
             external_ref,
             emb,
@@ -176,19 +179,52 @@ class Pipeline:
             narrowband=utt.narrowband,
             call_id=call_id,
             actor=actor,
-            spoof_check=self.spoof_check(utt.speech, span=utt.span) if emb is not None else None,
+            spoof_check=self.spoof_check(utt.speech, span=utt.span, score=not later) if emb is not None else None,
             replay_retention_s=self.replay_retention_s,
         )
+        if later:
+            self.score_after_decision(tenant, res, utt)
+        return res
+
+    def scores_after_decision(self, emb: FloatArray | None) -> bool:
+        """Monitor mode: the spoof score cannot change the decision, so AASIST runs after it (MonitorScorer)."""
+        return emb is not None and self.antispoof_mode == "monitor" and self.countermeasure is not None
+
+    def score_after_decision(self, tenant: str, res: VerificationResult, utt: Utterance) -> None:
+        """Queue the AASIST scoring of a decided attempt whose voice was scored (not for a replay)."""
+        if res.attempt_id is None or res.score is None or res.spoof_reason == "replay":
+            return
+        span = utt.span if utt.span is not None and utt.span.size else utt.speech
+        self.monitor_scorer().submit(tenant, res.attempt_id, span)
+
+    def monitor_scorer(self) -> MonitorScorer:
+        """The background AASIST scorer of monitor mode (created on first use)."""
+        if self._monitor is None:
+            from voiceauth.antispoof.monitor import MonitorScorer
+
+            assert self.countermeasure is not None
+            self._monitor = MonitorScorer(self.countermeasure, self.verifier)
+        return self._monitor
+
+    def settle_spoof(self, timeout_s: float | None = 60.0) -> bool:
+        """Wait for monitor-mode scores still being computed (tests, shutdown); True when none is left."""
+        return self._monitor is None or self._monitor.settle(timeout_s)
 
     def spoof_check(
-        self, speech_16k: FloatArray, spoof: SpoofResult | None = None, *, span: FloatArray | None = None
+        self,
+        speech_16k: FloatArray,
+        spoof: SpoofResult | None = None,
+        *,
+        span: FloatArray | None = None,
+        score: bool = True,
     ) -> SpoofCheck | None:
         """The anti-spoofing check of ``speech_16k`` (16 kHz VAD speech) for the verifier, or None when both checks
         are off: the AASIST score (``antispoof_mode`` monitor/enforce; computed here, before the verification
         transaction, unless ``spoof`` already holds it) of ``span`` (``Utterance.span``: the speech with its pauses,
         which AASIST needs; ``speech_16k`` if not given) and the replay check of ``speech_16k`` against the
-        speaker's earlier attempts (run inside the transaction, which hands over their fingerprints)."""
-        scoring = self.antispoof_mode != "off" and (spoof is not None or self.countermeasure is not None)
+        speaker's earlier attempts (run inside the transaction, which hands over their fingerprints).
+        ``score=False``: the replay check only (monitor-mode uploads are scored after the decision)."""
+        scoring = self.antispoof_mode != "off" and (spoof is not None or (score and self.countermeasure is not None))
         if not (self.replay_check or scoring) or speech_16k.size == 0:
             return None
         from voiceauth.antispoof.check import assess, check_mode, outcome

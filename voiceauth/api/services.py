@@ -124,6 +124,8 @@ class AppServices:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        if self._pipeline is not None:  # monitor-mode spoof scores still being computed get a short while
+            self._pipeline.settle_spoof(timeout_s=10.0)
         if self.owns_store:
             self.store.dispose()
 

@@ -100,6 +100,7 @@ async def verify(
         utt = svc.utterance(data, decode)
         speech_s = utt.quality.net_speech_s
         emb = pipe.embed(utt) if speech_s >= pipe.min_verify_speech_s and utt.speech.size > 0 else None
+        later = pipe.scores_after_decision(emb)
         res = pipe.verifier.verify(
             p.tenant,
             external_ref,
@@ -108,9 +109,11 @@ async def verify(
             narrowband=utt.narrowband,
             call_id=call_id,
             actor=p.actor,
-            spoof_check=pipe.spoof_check(utt.speech, span=utt.span) if emb is not None else None,
+            spoof_check=pipe.spoof_check(utt.speech, span=utt.span, score=not later) if emb is not None else None,
             replay_retention_s=pipe.replay_retention_s,
         )
+        if later:
+            pipe.score_after_decision(p.tenant, res, utt)
         svc.metrics.decisions.labels(res.decision.value).inc()
         if res.watchlist_hit is not None:
             svc.metrics.watchlist_hits.labels("verify").inc()
