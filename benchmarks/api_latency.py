@@ -162,12 +162,17 @@ def main() -> None:
     server.should_exit = True
     th.join(timeout=10)
     services.close()
+    monitor = services.pipeline._monitor  # monitor mode: attempts AASIST scored after the answer, or dropped
+    spoof_scored = monitor.submitted if monitor is not None else 0
+    spoof_dropped = monitor.dropped if monitor is not None else 0
 
     res: dict[str, Any] = {
         "audio": "3.0 s, 8 kHz, PCM16 WAV (first 3 s of audio_samples/george_c.wav)",
         "net_speech_s": round(utt.quality.net_speech_s, 3),
         "n": args.n,
         "decisions": decisions,
+        "antispoof_scored_after_decision": spoof_scored,
+        "antispoof_dropped_backlog_full": spoof_dropped,
         "http_verify_ms": {
             "p50": round(1000 * _pct(times, 50), 1),
             "p90": round(1000 * _pct(times, 90), 1),
@@ -200,6 +205,10 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|",
         f"| {res['audio']} | {args.n} | {hv['p50']} | {hv['p90']} | {hv['p99']} | {hv['mean']} | "
         f"{res['engine_embed_ms_p50']} | {res['speechbrain_reference_ms_p50']} |",
+        "",
+        f"AASIST ({args.antispoof_mode}, warm-up included): {spoof_scored} attempts scored after their answer, "
+        f"{spoof_dropped} not "
+        "scored (monitor backlog full: sequential requests arrive faster than one AASIST thread scores them).",
         "",
         f"Decisions: {decisions}; scoring backend: {res['scoring_backend']}; engine: {res['engine']}; "
         f"{res['machine']}.",

@@ -43,7 +43,7 @@ def test_scores_after_the_decision_and_drops_beyond_the_backlog() -> None:
     assert mon.submit("acme", 1, np.full(16_000, 1.0, np.float32))
     assert mon.submit("acme", 2, np.full(16_000, -1.0, np.float32))
     assert not mon.submit("acme", 3, np.zeros(16_000, np.float32))  # backlog full: not scored, not queued
-    assert mon.dropped == 1 and not mon.settle(timeout_s=0.05)
+    assert mon.dropped == 1 and mon.submitted == 2 and not mon.settle(timeout_s=0.05)
     cm.gate.set()
     assert mon.settle(timeout_s=10.0)
     assert [(t, a) for t, a, _ in ver.recorded] == [("acme", 1), ("acme", 2)]

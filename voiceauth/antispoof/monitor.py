@@ -37,6 +37,7 @@ class MonitorScorer:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="antispoof-monitor")
         self._lock = threading.Lock()
         self._pending: set[Future[None]] = set()
+        self.submitted = 0  # attempts queued for scoring
         self.dropped = 0  # attempts not scored because the backlog was full
 
     def submit(self, tenant: str, attempt_id: int, audio_16k: FloatArray) -> bool:
@@ -53,6 +54,7 @@ class MonitorScorer:
         with self._lock:
             self._pending.add(fut)
         fut.add_done_callback(self._forget)
+        self.submitted += 1
         return True
 
     def settle(self, timeout_s: float | None = 60.0) -> bool:
