@@ -25,7 +25,7 @@ from voiceauth.audio.codecs import l16_encode, mulaw_encode
 from voiceauth.audio.resample import resample
 from voiceauth.errors import VoiceAuthError
 
-__all__ = ["PROTOCOLS", "SimResult", "audiohook_headers", "simulate_call"]
+__all__ = ["PROTOCOLS", "SimResult", "audiohook_headers", "call_frames", "simulate_call"]
 
 PROTOCOLS = ("twilio", "audiohook", "l16")
 _FRAME_S = 0.02
@@ -136,7 +136,7 @@ async def simulate_call(
                 pass
 
         task = asyncio.create_task(reader())
-        frames, opening, closing = _frames(protocol, audio8k, speaker, call_id, api_key, l16_rate)
+        frames, opening, closing = call_frames(protocol, audio8k, speaker, call_id, api_key, l16_rate)
         for f in opening:
             await ws.send(f)
         if protocol == "audiohook":
@@ -166,9 +166,10 @@ async def simulate_call(
     return res
 
 
-def _frames(
+def call_frames(
     protocol: str, audio8k: npt.NDArray[np.float32], speaker: str, call_id: str, api_key: str, l16_rate: int
 ) -> tuple[list[Any], list[str], list[str]]:
+    """One call's messages in ``protocol``: (media frames of 20 ms, opening messages, closing messages)."""
     n = int(8000 * _FRAME_S)
     if protocol == "twilio":
         ulaw = mulaw_encode(audio8k)

@@ -120,3 +120,15 @@ def pg_database() -> Iterator[str]:
             yield url
     except PostgresUnavailable as exc:
         pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({exc}); CI starts it")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The same store tests on both databases: SQLite in a temp dir, a fresh schema of the scratch PostgreSQL."""
+    from voiceauth.store.testing import postgres_scratch_schema
+
+    if request.param == "sqlite":
+        yield f"sqlite+pysqlite:///{tmp_path / 'store.db'}"
+        return
+    with postgres_scratch_schema(request.getfixturevalue("pg_database")) as url:
+        yield url

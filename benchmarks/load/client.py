@@ -7,7 +7,6 @@ timings) or how it failed; the scenario counts database rows against these recor
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 import json
 import time
@@ -22,7 +21,7 @@ import soundfile as sf
 import websockets
 
 from ivr.serializers.twilio import DECISION_MARK_PREFIX
-from voiceauth.audio.codecs import l16_encode, mulaw_encode
+from ivr.simulate import call_frames
 
 __all__ = ["CallLog", "UploadLog", "play_call", "register", "upload", "wav_bytes"]
 
@@ -67,54 +66,6 @@ def wav_bytes(x: Audio, rate: int = 8000) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, x, rate, format="WAV", subtype="PCM_16")
     return buf.getvalue()
-
-
-def _frames(
-    protocol: str, audio8k: Audio, speaker: str, call_id: str, api_key: str
-) -> tuple[list[Any], list[str], list[str]]:
-    n = int(8000 * _FRAME_S)
-    if protocol == "twilio":
-        ulaw = mulaw_encode(audio8k)
-        sid = "MZ" + call_id[2:]
-        start = {
-            "event": "start",
-            "sequenceNumber": "1",
-            "streamSid": sid,
-            "start": {
-                "streamSid": sid,
-                "callSid": call_id,
-                "accountSid": "AC" + "0" * 32,
-                "tracks": ["inbound"],
-                "customParameters": {"speaker_id": speaker},
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-            },
-        }
-        media = [
-            json.dumps(
-                {
-                    "event": "media",
-                    "streamSid": sid,
-                    "media": {
-                        "track": "inbound",
-                        "chunk": str(k + 1),
-                        "timestamp": str(k * 20),
-                        "payload": base64.b64encode(ulaw[i : i + n]).decode(),
-                    },
-                }
-            )
-            for k, i in enumerate(range(0, len(ulaw), n))
-        ]
-        connected = json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        return media, [connected, json.dumps(start)], [json.dumps({"event": "stop", "streamSid": sid})]
-    if protocol == "l16":
-        pcm = l16_encode(audio8k)
-        meta = {"content-type": "audio/l16;rate=8000", "call_id": call_id, "speaker_id": speaker, "api_key": api_key}
-        return (
-            [pcm[i : i + 2 * n] for i in range(0, len(pcm), 2 * n)],
-            [json.dumps(meta)],
-            [json.dumps({"event": "stop"})],
-        )
-    raise ValueError(f"protocol {protocol!r} is not supported here; use twilio or l16")
 
 
 def _decision_of(msg: dict[str, Any]) -> tuple[str | None, int | None]:
@@ -170,7 +121,7 @@ async def play_call(
 
     try:
         task = asyncio.create_task(reader())
-        media, opening, closing = _frames(protocol, audio8k, speaker, call_id, api_key)
+        media, opening, closing = call_frames(protocol, audio8k, speaker, call_id, api_key, 8000)
         for f in opening:
             await ws.send(f)
         start = time.perf_counter()

@@ -42,17 +42,8 @@ from voiceauth.store.db import create_db_engine
 from voiceauth.store.keys import create_api_key
 from voiceauth.store.models import CallerNumber, CallRecord
 from voiceauth.store.repo import Store, open_store
-from voiceauth.store.testing import FakeClock, postgres_scratch_schema, test_keyring
+from voiceauth.store.testing import FakeClock, test_keyring
 from voiceauth.watchlist import COSINE_OPERATING_POINTS
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+pysqlite:///{tmp_path / 'store.db'}"
-        return
-    with postgres_scratch_schema(request.getfixturevalue("pg_database")) as url:
-        yield url
 
 
 @pytest.fixture

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from voiceauth.store.db import create_db_engine
 from voiceauth.store.repo import Store
-from voiceauth.store.testing import FakeClock, postgres_scratch_schema, test_keyring
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+pysqlite:///{tmp_path / 'store.db'}"
-        return
-    with postgres_scratch_schema(request.getfixturevalue("pg_database")) as url:
-        yield url
+from voiceauth.store.testing import FakeClock, test_keyring
 
 
 @pytest.fixture
