@@ -60,9 +60,25 @@ class Settings(BaseSettings):
     vad_min_speech_ms: int = Field(default=200, ge=0, description="Shorter VAD speech segments are dropped.")
     vad_min_silence_ms: int = Field(default=100, ge=0, description="Shorter pauses do not split segments.")
     vad_speech_pad_ms: int = Field(default=30, ge=0, description="Audio kept either side of each segment.")
-    audio_band: Literal["telephone", "wide"] = Field(
-        default="telephone",
-        description="telephone = take all audio to the 8 kHz band so phone and web audio embed alike; wide = keep.",
+    audio_band: Literal["auto", "telephone", "wide"] = Field(
+        default="auto",
+        description="telephone = take all audio to the 8 kHz band so phone and web audio embed alike; wide = keep;"
+        " auto = both: the telephone band for every input and, for wideband input, also the full band"
+        " (Utterance.speech_wide), so wideband voiceprints verify wideband probes at full band.",
+    )
+    embed_edge_ms: int = Field(
+        default=500,
+        ge=0,
+        le=5000,
+        description="Audio kept before the first and after the last VAD speech segment in what is embedded"
+        " (ECAPA embeds whole utterances better than VAD-trimmed ones: benchmarks/results/accuracy.md).",
+    )
+    embed_max_pause_ms: int = Field(
+        default=1000,
+        ge=0,
+        le=10_000,
+        description="Pauses between speech segments longer than this are shortened to it in what is embedded"
+        " (hold music, long silences); shorter pauses are kept.",
     )
 
     # -- store / enrolment / verification --------------------------------------------------------------

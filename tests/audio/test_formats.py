@@ -16,7 +16,8 @@ def _close_to(utt: Utterance, ref: Utterance, tol: float = 0.1) -> None:
     assert utt.quality.codes == ("OK",), utt.quality
     assert abs(utt.quality.net_speech_s - ref.quality.net_speech_s) <= tol * ref.quality.net_speech_s
     assert utt.sample_rate == 16000 and utt.speech.dtype == np.float32
-    assert utt.speech.size == pytest.approx(utt.quality.net_speech_s * 16000, abs=16)  # ms rounding
+    # what is embedded: the speech with its context (edges, short pauses), never less than the speech itself
+    assert utt.quality.net_speech_s * 16000 - 16 <= utt.speech.size <= utt.duration_s * 16000 + 16
 
 
 @pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE", "ULAW", "ALAW"])

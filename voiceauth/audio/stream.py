@@ -6,10 +6,17 @@ exposes, at any moment, the speech found so far at 16 kHz, its net duration and 
 file and the same audio streamed in 20 ms frames give the same result.
 
 Band matching (setting ``audio_band``): ECAPA embeddings of the same speech differ between the telephone
-band and wideband (cosine 0.68-0.86 measured on LibriSpeech: the 4-8 kHz band moves the embedding), so by
-default (``"telephone"``) every input is taken to 8 kHz and back to 16 kHz, the path real phone audio
-takes, and a web upload and a phone call of one speaker are embedded from the same band. ``"wide"`` keeps
-the full band of wideband input.
+band and wideband (cosine 0.68-0.86 measured on LibriSpeech: the 4-8 kHz band moves the embedding), so
+every input is taken to 8 kHz and back to 16 kHz, the path real phone audio takes, and a web upload and a
+phone call of one speaker are embedded from the same band (``"telephone"``). The full band is worth keeping
+where both sides have it (16 kHz EER 1.25% at full band vs 1.80% in the telephone band,
+benchmarks/results/accuracy.md), so the default ``"auto"`` also keeps wideband input's full band
+(:meth:`StreamingFrontEnd.speech_wide`, ``Utterance.speech_wide``). ``"wide"`` keeps only the full band.
+
+What is embedded (``speech``): not the VAD segments glued together but the speech with its context, from
+``embed_edge_ms`` before the first segment to ``embed_edge_ms`` after the last, pauses longer than
+``embed_max_pause_ms`` shortened to that (:func:`embedding_ranges`). ECAPA was trained on whole utterances;
+VAD-trimmed input raised EER by ~20% relative on every set measured. Net speech is still the VAD's.
 
 VAD runs on the 8 kHz signal when there is one (Silero's 8 kHz network) and on the 16 kHz signal
 otherwise; both use 32 ms windows, so window ``k`` is always samples ``[512 k, 512 k + 512)`` at 16 kHz.
@@ -31,7 +38,7 @@ from voiceauth.config import Settings
 from voiceauth.embedding.base import FloatArray
 from voiceauth.errors import AudioLimitExceeded, InvalidSamples, UnsupportedFormat
 
-__all__ = ["FrontEndConfig", "StreamingFrontEnd"]
+__all__ = ["FrontEndConfig", "StreamingFrontEnd", "embedding_ranges"]
 
 _WIN16 = 512  # samples per 32 ms window at 16 kHz
 # Speech with less than this share of its energy in 5.5-7.5 kHz came through a telephone channel. Measured on
@@ -56,12 +63,33 @@ class FrontEndConfig:
             min_level_dbfs=settings.min_level_dbfs,
         )
         self.band = settings.audio_band
+        self.embed_edge = settings.embed_edge_ms * TARGET_RATE // 1000
+        self.embed_max_pause = settings.embed_max_pause_ms * TARGET_RATE // 1000
         self.vad = VadParams(
             threshold=settings.vad_threshold,
             min_speech_ms=settings.vad_min_speech_ms,
             min_silence_ms=settings.vad_min_silence_ms,
             speech_pad_ms=settings.vad_speech_pad_ms,
         )
+
+
+def embedding_ranges(ranges: list[tuple[int, int]], length: int, edge: int, max_pause: int) -> list[tuple[int, int]]:
+    """What is embedded, as [start, end) sample ranges: ``ranges`` (speech) widened by ``edge`` samples at the
+    outer ends (within ``[0, length)``), pauses between them kept up to ``max_pause`` samples (a longer pause
+    keeps its first and last ``max_pause // 2`` samples). Pure."""
+    if not ranges:
+        return []
+    out = [(max(0, ranges[0][0] - edge), ranges[0][1])]
+    for a, b in ranges[1:]:
+        prev_end = out[-1][1]
+        if a - prev_end <= max_pause:
+            out[-1] = (out[-1][0], b)
+        else:
+            half = max_pause // 2
+            out[-1] = (out[-1][0], prev_end + half)
+            out.append((a - half, b))
+    out[-1] = (out[-1][0], min(length, out[-1][1] + edge))
+    return [(a, b) for a, b in out if b > a]
 
 
 class StreamingFrontEnd:
@@ -93,7 +121,11 @@ class StreamingFrontEnd:
         self._narrowband_given = narrowband if narrowband is not None else (True if codec_nb else None)
         self.source_format = source_format or f"stream {self.fmt} {self.sample_rate} Hz"
         self._max_samples = int(self._cfg.limits.max_duration_s * self.sample_rate)
-        telephone = self._cfg.band == "telephone"
+        telephone = self._cfg.band in ("telephone", "auto")
+        # auto + wideband input: the full band is kept too (for speech_wide), from the analysis path
+        self._keep_wide = self._cfg.band == "auto" and self.sample_rate > 8000 and self._narrowband_given is not True
+        self._wide: list[FloatArray] = []
+        self._wide_joined: FloatArray | None = None
         # speech path: native -> (8 kHz when band-matching) -> 16 kHz
         self._to8 = StreamResampler(self.sample_rate, 8000) if telephone and self.sample_rate > 8000 else None
         self._resampler = StreamResampler(8000 if telephone else self.sample_rate, TARGET_RATE)
@@ -177,9 +209,23 @@ class StreamingFrontEnd:
         return float(high[:n][mask[:n]].sum()) < _NARROWBAND_HIGH_BAND * float(total[:n][mask[:n]].sum())
 
     def speech(self) -> FloatArray:
-        """Speech found so far at 16 kHz (speech segments only, concatenated)."""
-        audio = self._audio16()
-        parts = [audio[a:b] for a, b in self._ranges()]
+        """What is embedded, at 16 kHz in the band ``audio_band`` matches (the telephone band unless ``wide``):
+        the speech found so far with its context (:func:`embedding_ranges`); empty when there is no speech."""
+        return self._cut(self._audio16())
+
+    def speech_wide(self) -> FloatArray | None:
+        """The same as :meth:`speech` at full band, for wideband input with ``audio_band="auto"``; else None."""
+        if not self._keep_wide or self.narrowband:
+            return None
+        if self._wide_joined is None:
+            self._wide_joined = np.concatenate(self._wide) if self._wide else np.zeros(0, dtype=np.float32)
+            self._wide = [self._wide_joined]
+        return self._cut(self._wide_joined)
+
+    def _cut(self, audio: FloatArray) -> FloatArray:
+        cfg = self._cfg
+        ranges = embedding_ranges(self._ranges(), min(audio.size, self._audio_len), cfg.embed_edge, cfg.embed_max_pause)
+        parts = [audio[a:b] for a, b in ranges]
         return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, dtype=np.float32)
 
     def speech_span(self) -> FloatArray:
@@ -210,6 +256,7 @@ class StreamingFrontEnd:
         """Snapshot of everything so far as an :class:`Utterance` (final after :meth:`finish`)."""
         return Utterance(
             speech=self.speech(),
+            speech_wide=self.speech_wide(),
             sample_rate=TARGET_RATE,
             duration_s=round(self.duration_s, 4),
             narrowband=self.narrowband,
@@ -260,6 +307,9 @@ class StreamingFrontEnd:
             ana = self._analysis.feed(samples)
             if final:
                 ana = np.concatenate([ana, self._analysis.flush()])
+            if self._keep_wide and ana.size:
+                self._wide.append(ana)
+                self._wide_joined = None
             self._update_stats(ana, final=final)
         # else: the statistics are of the speech path's own 16 kHz audio, taken when first asked for
         # (a stream that only needs the speech, like the streaming verifier, never pays for them)

@@ -32,7 +32,8 @@ class Quality:
 class Utterance:
     """Decoded, resampled, speech-only audio with its quality measures."""
 
-    speech: FloatArray  # mono float32 at ``sample_rate``, speech segments only (VAD), ready to embed
+    speech: FloatArray  # mono float32 at ``sample_rate``: what is embedded (speech with its context; the band
+    # audio_band matches: the telephone band unless "wide"); empty when the VAD found no speech
     sample_rate: int  # 16000 (the engine's rate)
     duration_s: float  # total decoded duration, silence included
     narrowband: bool  # came through a telephone channel (<= 8 kHz rate or G.711 codec)
@@ -43,3 +44,5 @@ class Utterance:
     # 16 kHz audio from the first speech onset to the last offset, pauses kept (None: not kept): the anti-spoofing
     # input; AASIST scores VAD-concatenated speech as spoof-like (benchmarks/results/antispoof.md)
     span: FloatArray | None = None
+    # the same as ``speech`` at full band: wideband input with audio_band="auto" only (None otherwise)
+    speech_wide: FloatArray | None = None
