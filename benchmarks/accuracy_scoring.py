@@ -45,7 +45,7 @@ from models.fetch import ensure_model
 from voiceauth.config import Settings
 from voiceauth.embedding.factory import create_engine
 from voiceauth.embedding.reference import load_reference
-from voiceauth.scoring.build import Embedded, embed_cached, embed_pieces, engine_tag
+from voiceauth.scoring.build import Embedded, embed_cached, embed_pieces, production_tag
 from voiceauth.scoring.candidates import CANDIDATES, make_backend, trial_scores
 from voiceauth.scoring.evalsets import Piece, fsdd_digit_strings, librispeech_pieces, load_librispeech, split_readers
 from voiceauth.scoring.evaluation import evaluate
@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from voiceauth.audio.frontend import FrontEnd
 
     frontend = FrontEnd(settings)
-    prod_tag = f"{engine_tag(engine)}-{settings.audio_band}"
+    prod_tag = production_tag(engine, settings)
     reference: list[Any] = []
 
     def ref_embed(pieces: Sequence[Piece]) -> Embedded:

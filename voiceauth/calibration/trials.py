@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +24,9 @@ import numpy.typing as npt
 from voiceauth.calibration.stats import CalibrationError, Trials
 from voiceauth.scoring.backend import CohortScorer
 from voiceauth.scoring.base import Scorer
+
+if TYPE_CHECKING:
+    from voiceauth.cli.evaluate import FileEmbedding
 
 __all__ = ["TrialSpec", "calibrated_pair_scores", "read_trial_list", "score_trials", "trial_spec"]
 
@@ -84,9 +88,12 @@ def calibrated_pair_scores(
     narrowband: Sequence[bool],
     speech_s: Sequence[float],
     pairs: Sequence[tuple[int, int]],
+    telephone: npt.ArrayLike | None = None,
 ) -> npt.NDArray[np.float64]:
-    """Calibrated (0-100) score of each pair (i enrolment, j probe); a pair is narrowband when either file is."""
+    """Calibrated (0-100) score of each pair (i enrolment, j probe): two full-band files on their full-band
+    embeddings, any other pair on telephone-band ones (``telephone``: each file's; None = ``embeddings``)."""
     x = np.asarray(embeddings, dtype=np.float64)
+    tel = x if telephone is None else np.asarray(telephone, dtype=np.float64)
     nb = np.asarray(narrowband, dtype=bool)
     i = np.array([p[0] for p in pairs], dtype=np.int64)
     j = np.array([p[1] for p in pairs], dtype=np.int64)
@@ -96,13 +103,14 @@ def calibrated_pair_scores(
         for flag in (False, True):
             sel = pair_nb == flag
             if np.any(sel):
-                _, _, cal = scorer.score_matrix(x, narrowband=flag)
+                _, _, cal = scorer.score_matrix(tel if flag else x, narrowband=flag)
                 out[sel] = cal[i[sel], j[sel]]
         return out
     for k in range(i.size):
+        src = tel if pair_nb[k] else x
         out[k] = scorer.score(
-            x[i[k]].astype(np.float32),
-            x[j[k]].astype(np.float32),
+            src[i[k]].astype(np.float32),
+            src[j[k]].astype(np.float32),
             narrowband=bool(pair_nb[k]),
             probe_speech_s=float(speech_s[j[k]]),
         ).calibrated
@@ -111,13 +119,18 @@ def calibrated_pair_scores(
 
 def score_trials(
     spec: TrialSpec,
-    embed: Callable[[Path], tuple[npt.NDArray[np.float32], bool, float]],
+    embed: Callable[[Path], FileEmbedding],
     scorer: Scorer,
 ) -> Trials:
-    """Embed every file once (``embed(path) -> (embedding, narrowband, speech seconds)``) and score every trial."""
+    """Embed every file once (``embed(path)``: :func:`voiceauth.cli.evaluate.embed_file`) and score every trial."""
     files, pairs = spec
     rows = [embed(f) for _, f in files]
     scores = calibrated_pair_scores(
-        scorer, np.stack([r[0] for r in rows]), [r[1] for r in rows], [r[2] for r in rows], pairs
+        scorer,
+        np.stack([r.embedding for r in rows]),
+        [r.narrowband for r in rows],
+        [r.speech_s for r in rows],
+        pairs,
+        telephone=np.stack([r.telephone if r.telephone is not None else r.embedding for r in rows]),
     )
     return Trials.build(scores, [files[i][0] for i, _ in pairs], [files[j][0] for _, j in pairs])

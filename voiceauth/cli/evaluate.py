@@ -2,18 +2,22 @@
 
 DIR holds one folder per speaker with audio files (WAV/FLAC). Each file is embedded once; every unordered
 pair of files is a trial (target when both are in the same folder), scored through the production scorer
-(:func:`voiceauth.scoring.factory.create_scorer`, normalisation included).
+(:func:`voiceauth.scoring.factory.create_scorer`, normalisation included). As in production, two wideband
+files are compared at full band, every other pair in the telephone band (:mod:`voiceauth.scoring.evaluation`);
+a wideband file is embedded in both bands only when the folder also holds telephone audio.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import typer
 
 from voiceauth.audio.io import load_audio
+from voiceauth.audio.types import Utterance
 from voiceauth.cli._common import user_errors
 from voiceauth.config import Settings, get_settings
 from voiceauth.embedding.base import EmbeddingEngine, FloatArray
@@ -21,7 +25,7 @@ from voiceauth.errors import ConfigError
 from voiceauth.scoring.evaluation import evaluate as evaluate_scores
 from voiceauth.scoring.factory import create_scorer
 
-__all__ = ["embed_file", "list_speaker_files", "register"]
+__all__ = ["FileEmbedding", "embed_file", "embed_utterance", "front_end_file", "list_speaker_files", "register"]
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 
@@ -41,16 +45,50 @@ def list_speaker_files(folder: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def embed_file(path: Path, engine: EmbeddingEngine, settings: Settings) -> tuple[FloatArray, bool, float]:
-    """(embedding, narrowband, net speech seconds) the way production sees a file."""
-    audio = load_audio(path)
-    from voiceauth.audio.frontend import FrontEnd  # the front end (VAD, channel detection)
+class FileEmbedding(NamedTuple):
+    """A file as production embeds it: the full-band embedding where the file has a full band
+    (``Utterance.speech_wide``), else the telephone-band one; ``telephone`` = the telephone-band embedding of a
+    full-band file when asked for (None otherwise)."""
 
+    embedding: FloatArray
+    telephone: FloatArray | None
+    narrowband: bool
+    speech_s: float
+
+
+def front_end_file(path: Path, settings: Settings) -> Utterance:
+    """A file through the production front end (VAD, channel detection, band handling)."""
+    from voiceauth.audio.frontend import FrontEnd
+
+    audio = load_audio(path)
     utt = FrontEnd(settings).from_samples(audio.samples, audio.sample_rate)
-    speech = utt.speech
-    if speech.size < utt.sample_rate // 2:  # VAD found (almost) nothing: embed the whole file
-        return engine.embed(audio.samples, audio.sample_rate), utt.narrowband, utt.quality.net_speech_s
-    return engine.embed(speech, utt.sample_rate), utt.narrowband, utt.quality.net_speech_s
+    if utt.speech.size < utt.sample_rate // 2:
+        raise ConfigError(
+            f"{path}: the VAD found {utt.quality.net_speech_s:.2f} s of speech in {utt.duration_s:.2f} s of audio;"
+            " every file needs speech (at least 0.5 s)"
+        )
+    return utt
+
+
+def embed_utterance(utt: Utterance, engine: EmbeddingEngine, *, telephone_too: bool) -> FileEmbedding:
+    """Embed a front-ended file; ``telephone_too`` also embeds a full-band file's telephone band (mixed pairs)."""
+    net = utt.quality.net_speech_s
+    if utt.speech_wide is None:
+        return FileEmbedding(engine.embed(utt.speech, utt.sample_rate), None, True, net)
+    if not telephone_too:
+        return FileEmbedding(engine.embed(utt.speech_wide, utt.sample_rate), None, False, net)
+    both = engine.embed_batch([utt.speech_wide, utt.speech], utt.sample_rate)
+    return FileEmbedding(both[0], both[1], False, net)
+
+
+def embed_file(path: Path, engine: EmbeddingEngine, settings: Settings) -> FileEmbedding:
+    """One file the way production sees it, both bands of a full-band file (for trials of any pairing)."""
+    return embed_utterance(front_end_file(path, settings), engine, telephone_too=True)
+
+
+def telephone_rows(rows: list[FileEmbedding]) -> FloatArray:
+    """Telephone-band embedding per file (the embedding itself for telephone files)."""
+    return np.stack([r.telephone if r.telephone is not None else r.embedding for r in rows])
 
 
 def evaluate(
@@ -65,13 +103,16 @@ def evaluate(
 
         engine = create_engine(settings)
         scorer = create_scorer(settings)
-        rows = [embed_file(f, engine, settings) for _, f in files]
+        utts = [front_end_file(f, settings) for _, f in files]
+        mixed = len({u.speech_wide is None for u in utts}) == 2
+        rows = [embed_utterance(u, engine, telephone_too=mixed) for u in utts]
         result = evaluate_scores(
             scorer,
-            np.stack([r[0] for r in rows]),
+            np.stack([r.embedding for r in rows]),
             [s for s, _ in files],
-            [r[1] for r in rows],
-            [r[2] for r in rows],
+            [r.narrowband for r in rows],
+            [r.speech_s for r in rows],
+            telephone=telephone_rows(rows) if mixed else None,
         )
     result["scoring_backend"] = settings.scoring_backend
     if as_json:

@@ -41,7 +41,7 @@ from voiceauth.scoring.normalization import F64
 from voiceauth.scoring.operating_points import TARGET_FAR
 from voiceauth.scoring.shipped import COHORT_DIR, FILES, MANIFEST, sha256_file
 
-__all__ = ["build_channel", "embed_cached", "embed_pieces", "engine_tag", "main", "write_cohort_dir"]
+__all__ = ["build_channel", "embed_cached", "embed_pieces", "engine_tag", "main", "production_tag", "write_cohort_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,10 @@ def embed_pieces(
 ) -> tuple[F64, npt.NDArray[np.bool_], F64]:
     """The production path for a list of pieces: front end (VAD; when given) then the engine.
 
-    Returns (embeddings [n, dim] in the order of ``pieces``, narrowband flags, net speech seconds). Batches
-    group pieces of similar length (less padding). Where the VAD keeps under 0.5 s, the whole piece is used.
+    Returns (embeddings [n, dim] in the order of ``pieces``, narrowband flags, net speech seconds): as in
+    production, a wideband piece (``Utterance.speech_wide``, ``audio_band="auto"``) is embedded at full band and
+    flagged not narrowband, every other piece in the telephone band. Batches group pieces of similar length
+    (less padding). Where the VAD keeps under 0.5 s, the whole piece is used.
     """
     speech: list[FloatArray] = []
     rates: list[int] = []
@@ -70,9 +72,10 @@ def embed_pieces(
             continue
         utt = frontend.from_samples(p.samples, p.sample_rate)
         keep = utt.speech.size >= utt.sample_rate // 2
-        speech.append(utt.speech if keep else p.samples)
+        best = utt.speech_wide if utt.speech_wide is not None else utt.speech
+        speech.append(best if keep else p.samples)
         rates.append(utt.sample_rate if keep else p.sample_rate)
-        narrow.append(bool(utt.narrowband))
+        narrow.append(utt.speech_wide is None)
         net.append(float(utt.quality.net_speech_s))
     order = sorted(range(len(pieces)), key=lambda i: (rates[i], speech[i].size))
     out = np.zeros((len(pieces), engine.dim), dtype=np.float64)
@@ -84,6 +87,11 @@ def embed_pieces(
         i += len(idx)
         log.info("embedded %d / %d pieces", i, len(order))
     return out, np.array(narrow, dtype=bool), np.array(net, dtype=np.float64)
+
+
+def production_tag(engine: EmbeddingEngine, settings: Any) -> str:
+    """Cache key of the production path: engine numerics + the front end's band and embedding-input settings."""
+    return f"{engine_tag(engine)}-{settings.audio_band}-edge{settings.embed_edge_ms}-pause{settings.embed_max_pause_ms}"
 
 
 def engine_tag(engine: EmbeddingEngine) -> str:
@@ -185,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = Settings(backend=args.backend)
     engine = create_engine(settings, fetch=False)
     frontend = FrontEnd(settings)
-    tag = f"{engine_tag(engine)}-{settings.audio_band}"
+    tag = production_tag(engine, settings)
     files, sex = load_librispeech(args.data / "librispeech-cohort")
     cohort_readers, eval_readers = split_readers(list(files), sex)
     arrays: dict[str, np.ndarray] = {}
@@ -214,8 +222,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "pieces_per_channel": {name: int(arrays[name].shape[0]) for name in CHANNEL_OF},
         "channels": CHANNEL_OF,
         "g711": "16 kHz -> 8 kHz (torchaudio sinc) -> G.711 encode -> decode (voiceauth.audio.codecs)",
-        "front_end": f"voiceauth.audio.frontend.FrontEnd (Silero VAD speech only, audio_band={settings.audio_band!r}),"
-        " as in production",
+        "front_end": f"voiceauth.audio.frontend.FrontEnd (Silero VAD speech with {settings.embed_edge_ms} ms edges,"
+        f" pauses capped at {settings.embed_max_pause_ms} ms; audio_band={settings.audio_band!r}: wideband pieces at"
+        " full band, G.711 pieces in the telephone band), as in production",
         "engine": f"voiceauth {tag} (backend {args.backend!r}), spkrec-ecapa-voxceleb (models/registry.py pins)",
         "command": "python -m voiceauth.scoring.build" + (" " + " ".join(argv) if argv else ""),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -2,9 +2,11 @@
 
 Used by ``voiceauth evaluate`` and the accuracy benchmark. Pairs are scored through the scorer's own
 ``score`` path; a :class:`~voiceauth.scoring.backend.CohortScorer` is scored all-pairs at once with the very
-same code (``ChannelBackend.normalized_matrix`` and ``calibrated``) that its ``score`` uses. A pair is
-narrowband when either file is. ``eer`` / ``min_dcf`` are those of the calibrated 0-100 score, the one the
-thresholds apply to (calibration and the cosine guard included). Pure; no I/O.
+same code (``ChannelBackend.normalized_matrix`` and ``calibrated``) that its ``score`` uses. As in
+production (``audio_band="auto"``), a pair of two full-band (wideband) files is scored on their full-band
+embeddings with the wideband back end, every other pair on telephone-band embeddings with the narrowband back
+end. ``eer`` / ``min_dcf`` are those of the calibrated 0-100 score, the one the thresholds apply to
+(calibration and the guard included). Pure; no I/O.
 """
 
 from __future__ import annotations
@@ -29,13 +31,26 @@ def pair_scores(
     embeddings: npt.ArrayLike,
     narrowband: Sequence[bool],
     speech_s: Sequence[float],
+    telephone: npt.ArrayLike | None = None,
 ) -> tuple[F64, F64, F64, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """(raw cosine, normalised, calibrated, i, j) for every pair i < j."""
+    """(raw cosine, normalised, calibrated, i, j) for every pair i < j.
+
+    ``embeddings[i]`` is file i's full-band embedding where ``narrowband[i]`` is False, else its telephone-band
+    one; ``telephone`` holds the telephone-band embeddings of the full-band files (rows of the others are
+    ignored), needed only when both kinds of file are present.
+    """
     x = np.asarray(embeddings, dtype=np.float64)
     n = x.shape[0]
     iu, ju = np.triu_indices(n, k=1)
     nb = np.asarray(narrowband, dtype=bool)
     pair_nb = nb[iu] | nb[ju]
+    tel = x
+    if np.any(nb) and not np.all(nb):
+        if telephone is None:
+            raise MetricsError(
+                "full-band and telephone files are mixed: give the full-band files' telephone embeddings"
+            )
+        tel = np.where(nb[:, None], x, np.asarray(telephone, dtype=np.float64))
     if isinstance(scorer, CohortScorer):
         raw = np.empty(iu.size)
         norm = np.empty(iu.size)
@@ -44,15 +59,15 @@ def pair_scores(
             sel = pair_nb == flag
             if not np.any(sel):
                 continue
-            r, m, c = scorer.score_matrix(x, narrowband=flag)
+            r, m, c = scorer.score_matrix(tel if flag else x, narrowband=flag)
             raw[sel] = r[iu[sel], ju[sel]]
             norm[sel] = m[iu[sel], ju[sel]]
             cal[sel] = c[iu[sel], ju[sel]]
         return raw, norm, cal, iu, ju
     scores = [
         scorer.score(
-            x[i].astype(np.float32),
-            x[j].astype(np.float32),
+            (tel if nb[i] or nb[j] else x)[i].astype(np.float32),
+            (tel if nb[i] or nb[j] else x)[j].astype(np.float32),
             narrowband=bool(nb[i] or nb[j]),
             probe_speech_s=float(speech_s[j]),
         )
@@ -73,13 +88,14 @@ def evaluate(
     speakers: Sequence[str],
     narrowband: Sequence[bool],
     speech_s: Sequence[float],
+    telephone: npt.ArrayLike | None = None,
 ) -> dict[str, Any]:
     """EER, minDCF (p_target 0.01) and trial counts of the scorer's calibrated score (and of the normalised
-    score and raw cosine, for comparison)."""
+    score and raw cosine, for comparison). Embeddings as in :func:`pair_scores`."""
     spk = np.asarray(speakers)
     if spk.size < 2:
         raise MetricsError(f"need at least two files to make a trial, got {spk.size}")
-    raw, norm, cal, iu, ju = pair_scores(scorer, embeddings, narrowband, speech_s)
+    raw, norm, cal, iu, ju = pair_scores(scorer, embeddings, narrowband, speech_s, telephone)
     same = spk[iu] == spk[ju]
     if not np.any(same) or np.all(same):
         raise MetricsError(
