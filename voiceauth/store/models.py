@@ -164,7 +164,9 @@ class EnrollmentUtterance(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     speaker_id: Mapped[int] = mapped_column(ForeignKey("speakers.id", ondelete="CASCADE"), index=True)
     key_id: Mapped[str] = mapped_column(String(32))
-    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # AES-256-GCM ciphertext
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # AES-256-GCM ciphertext (telephone band)
+    # the full-band embedding of wideband audio (AES-256-GCM ciphertext under ``key_id``), None for phone audio
+    embedding_wide: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     net_speech_s: Mapped[float] = mapped_column(Float)
     snr_db: Mapped[float] = mapped_column(Float)
     clipping_ratio: Mapped[float] = mapped_column(Float)
@@ -177,7 +179,9 @@ class Voiceprint(Base):
     __tablename__ = "voiceprints"
     speaker_id: Mapped[int] = mapped_column(ForeignKey("speakers.id", ondelete="CASCADE"), primary_key=True)
     key_id: Mapped[str] = mapped_column(String(32))
-    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # AES-256-GCM ciphertext
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # AES-256-GCM ciphertext (telephone band)
+    # full-band voiceprint (AES-256-GCM ciphertext under ``key_id``): None unless enough wideband speech was enrolled
+    embedding_wide: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     net_speech_s: Mapped[float] = mapped_column(Float)
     n_utterances: Mapped[int] = mapped_column(Integer)
     narrowband: Mapped[bool] = mapped_column(Boolean)

@@ -64,23 +64,34 @@ def _aad(table: str, owner_id: int) -> bytes:
     return f"voiceauth:{table}:{owner_id}".encode()
 
 
+def _wide_aad(table: str, owner_id: int) -> bytes:
+    """AAD of a row's full-band embedding: a telephone-band ciphertext cannot be swapped in for it (or back)."""
+    return _aad(f"{table}.embedding_wide", owner_id)
+
+
+#: tables with a nullable full-band embedding (``embedding_wide``) next to ``embedding``
+_WIDE_TABLES = ("enrollment_utterances", "voiceprints")
+
+
 @dataclass(frozen=True)
 class StoredUtterance:
     id: int
-    embedding: FloatArray
+    embedding: FloatArray  # telephone band
     net_speech_s: float
     narrowband: bool
+    embedding_wide: FloatArray | None = None  # full band (wideband audio only)
 
 
 @dataclass(frozen=True)
 class StoredVoiceprint:
-    embedding: FloatArray
+    embedding: FloatArray  # telephone band: every probe can be scored against it
     net_speech_s: float
     n_utterances: int
     narrowband: bool
     created_at: dt.datetime
     last_used_at: dt.datetime | None
     expires_at: dt.datetime
+    embedding_wide: FloatArray | None = None  # full band: only for full-band probes (None: not enough wideband)
 
 
 class StoreTx:
@@ -243,10 +254,13 @@ class StoreTx:
         self.audit("speaker.voice_disabled" if disabled else "speaker.voice_enabled", actor=actor, speaker=speaker)
 
     # -- enrolment utterances and voiceprints -------------------------------------------------------------
-    def _speaker_vector(self, table: str, speaker: Speaker, key_id: str, blob: bytes) -> FloatArray:
+    def _speaker_vector(
+        self, table: str, speaker: Speaker, key_id: str, blob: bytes, *, wide: bool = False
+    ) -> FloatArray:
         """Decrypt one of the speaker's rows; a row that fails authentication under a key we hold is corrupt."""
         try:
-            return self.keyring.decrypt_vector(key_id, blob, _aad(table, speaker.id))
+            aad = _wide_aad(table, speaker.id) if wide else _aad(table, speaker.id)
+            return self.keyring.decrypt_vector(key_id, blob, aad)
         except DataKeyError as exc:
             if key_id not in self.keyring.ids:
                 raise  # a missing data key is configuration, not this row
@@ -269,18 +283,40 @@ class StoreTx:
                 self._speaker_vector("enrollment_utterances", speaker, r.key_id, r.embedding),
                 r.net_speech_s,
                 r.narrowband,
+                self._wide_vector("enrollment_utterances", speaker, r.key_id, r.embedding_wide),
             )
             for r in rows
         ]
 
+    def _wide_vector(self, table: str, speaker: Speaker, key_id: str, blob: bytes | None) -> FloatArray | None:
+        return None if blob is None else self._speaker_vector(table, speaker, key_id, blob, wide=True)
+
+    def _encrypt_pair(
+        self, table: str, speaker: Speaker, embedding: FloatArray, embedding_wide: FloatArray | None
+    ) -> tuple[str, bytes, bytes | None]:
+        """Both embeddings of a row under the active key -> (key id, telephone-band blob, full-band blob)."""
+        key_id, blob = self.keyring.encrypt_vector(embedding, _aad(table, speaker.id))
+        if embedding_wide is None:
+            return key_id, blob, None
+        _, wide_blob = self.keyring.encrypt_vector(embedding_wide, _wide_aad(table, speaker.id))  # same active key
+        return key_id, blob, wide_blob
+
     def add_enrollment_utterance(
-        self, speaker: Speaker, embedding: FloatArray, quality: Quality, *, narrowband: bool
+        self,
+        speaker: Speaker,
+        embedding: FloatArray,
+        quality: Quality,
+        *,
+        narrowband: bool,
+        embedding_wide: FloatArray | None = None,
     ) -> EnrollmentUtterance:
-        key_id, blob = self.keyring.encrypt_vector(embedding, _aad("enrollment_utterances", speaker.id))
+        """One accepted utterance: its telephone-band embedding and, for wideband audio, its full-band one."""
+        key_id, blob, wide_blob = self._encrypt_pair("enrollment_utterances", speaker, embedding, embedding_wide)
         row = EnrollmentUtterance(
             speaker_id=speaker.id,
             key_id=key_id,
             embedding=blob,
+            embedding_wide=wide_blob,
             net_speech_s=quality.net_speech_s,
             snr_db=quality.snr_db,
             clipping_ratio=quality.clipping_ratio,
@@ -309,6 +345,7 @@ class StoreTx:
             vp.created_at,
             vp.last_used_at,
             vp.expires_at,
+            self._wide_vector("voiceprints", speaker, vp.key_id, vp.embedding_wide),
         )
 
     def save_voiceprint(
@@ -320,14 +357,17 @@ class StoreTx:
         n_utterances: int,
         narrowband: bool,
         retention: dt.timedelta,
+        embedding_wide: FloatArray | None = None,
     ) -> None:
+        """Create or replace the voiceprint; ``embedding_wide`` None stores no full band (any earlier one is gone)."""
         now = self.clock()
-        key_id, blob = self.keyring.encrypt_vector(embedding, _aad("voiceprints", speaker.id))
+        key_id, blob, wide_blob = self._encrypt_pair("voiceprints", speaker, embedding, embedding_wide)
         vp = self.session.get(Voiceprint, speaker.id)
         if vp is None:
             vp = Voiceprint(speaker_id=speaker.id, created_at=now)
             self.session.add(vp)
         vp.key_id, vp.embedding, vp.net_speech_s, vp.n_utterances = key_id, blob, net_speech_s, n_utterances
+        vp.embedding_wide = wide_blob
         vp.narrowband, vp.updated_at, vp.expires_at = narrowband, now, now + retention
         self.session.flush()
 
@@ -476,9 +516,16 @@ class Store:
                         .all()
                     )
                     for r in rows:
-                        aad = _aad(str(model.__tablename__), getattr(r, owner))
+                        table, owner_id = str(model.__tablename__), getattr(r, owner)
+                        aad = _aad(table, owner_id)
                         plain = self.keyring.decrypt(r.key_id, r.embedding, aad)
+                        wide = None
+                        if table in _WIDE_TABLES and r.embedding_wide is not None:
+                            wide = self.keyring.decrypt(r.key_id, r.embedding_wide, _wide_aad(table, owner_id))
                         r.key_id, r.embedding = self.keyring.encrypt(plain, aad)
+                        if wide is not None:
+                            # the same key as ``embedding``: one active key, the row keeps one key id
+                            _, r.embedding_wide = self.keyring.encrypt(wide, _wide_aad(table, owner_id))
                     if rows:
                         tx.audit(
                             "data_key.reencrypt",

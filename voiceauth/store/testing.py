@@ -59,8 +59,11 @@ def make_utterance(
     narrowband: bool | None = None,
     net_speech_s: float | None = None,
     codes: tuple[str, ...] = ("OK",),
+    wide: bool = False,
 ) -> Utterance:
-    """An Utterance straight from samples (resampled to 16 kHz; all of it counted as speech unless told)."""
+    """An Utterance straight from samples (resampled to 16 kHz; all of it counted as speech unless told).
+
+    ``wide``: also as the full band (``speech_wide``, the same samples), as the front end keeps wideband input."""
     from scipy.signal import resample_poly
 
     x = np.asarray(samples, dtype=np.float32)
@@ -75,6 +78,7 @@ def make_utterance(
         duration_s=duration,
         narrowband=sample_rate <= 8000 if narrowband is None else narrowband,
         quality=Quality(net_speech_s=speech_s, snr_db=30.0, clipping_ratio=0.0, level_dbfs=-20.0, codes=codes),
+        speech_wide=x if wide else None,
     )
 
 
