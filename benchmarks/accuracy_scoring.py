@@ -2,14 +2,15 @@
 
 Sets (all from ``../shared/data``; evaluation readers are never in the shipped cohort):
 
-* ``librispeech-16k``        - evaluation half of the LibriSpeech readers, every 3-6 s piece, 16 kHz
+* ``librispeech-16k``        - evaluation half of the LibriSpeech readers, every 3-6 s piece, 16 kHz (full band)
 * ``librispeech-g711-mulaw`` - the same pieces through 8 kHz G.711 mu-law (telephone channel)
 * ``librispeech-g711-alaw``  - the same pieces through 8 kHz G.711 A-law (optional: ``--sets``)
 * ``fsdd-digits-g711-alaw``  - FSDD strings of 5-8 digits (~3 s) of 6 speakers through G.711 A-law
 
 Baseline = ``voiceauth.embedding.reference.load_reference`` (SpeechBrain ``SpeakerRecognition``, fp32) on the
 whole piece (8 kHz resampled to 16 kHz) + plain cosine. Production = what ``voiceauth evaluate`` runs: the
-front end (VAD, band handling; the VAD speech is embedded) + the production engine (``--backend``, default
+front end (VAD, band handling; the speech with its context is embedded, 16 kHz pieces at full band) + the
+production engine (``--backend``, default
 ``fused-int8``) + ``create_scorer`` (the shipped ``models/cohort`` back end, calibration and cosine guard);
 its EER is measured on the calibrated 0-100 score that thresholds apply to. Every unordered pair of pieces is a trial.
 
@@ -237,9 +238,10 @@ def report(rows: list[dict[str, Any]], checks: dict[str, Any], meta: dict[str, A
         " a cold run embeds ~2,300 pieces, about 40 min on 2 busy cores; load average"
         f" {meta['load_average_1m']}). EER in %, minDCF at p_target 0.01.",
         "Baseline = SpeechBrain `SpeakerRecognition` (fp32) embeddings of the whole piece + cosine. Production ="
-        f" front end (VAD speech) + `{meta['engine']}` engine + shipped back end (wideband:"
+        f" front end (speech with context; band per `audio_band`) + `{meta['engine']}` engine + shipped back end"
+        " (wideband:"
         f" `{meta['shipped_choice']['wideband']}`, narrowband: `{meta['shipped_choice']['narrowband']}`),"
-        " calibration and cosine guard; EER of the calibrated score.",
+        " calibration and the guard (centred cosine); EER of the calibrated score.",
         "",
         "| set | files | target / non-target trials | baseline EER | engine cosine EER | production EER "
         "| change | baseline minDCF | production minDCF |",
@@ -257,10 +259,10 @@ def report(rows: list[dict[str, Any]], checks: dict[str, Any], meta: dict[str, A
         lines += [
             "## Ablation: every candidate back end, trained on the cohort half, EER % (minDCF) per set",
             "",
-            "Telephone sets use the G.711 mu-law cohort, `librispeech-16k` the 16 kHz cohort. The shipped choice"
-            " per channel was made on the cohort half's 5-fold development trials only (`models/cohort/backend.json`"
-            " `dev_results`); these columns are for reading, not for choosing. The calibrated production score adds"
-            " calibration and the cosine guard to the chosen row.",
+            "Telephone sets use the G.711 mu-law cohort, `librispeech-16k` the 16 kHz (full-band) cohort. The shipped"
+            " choice per channel was made on the cohort half's 5-fold development trials only"
+            " (`models/cohort/backend.json` `dev_results`); these columns are for reading, not for choosing. The"
+            " calibrated production score adds calibration and the guard to the chosen row.",
             "",
             "| back end | " + " | ".join(r["set"] for r in with_ablation) + " |",
             "|---|" + "---|" * len(with_ablation),
@@ -277,8 +279,10 @@ def report(rows: list[dict[str, Any]], checks: dict[str, Any], meta: dict[str, A
         "balanced); the shipped cohort, back end, calibration and operating points come from the cohort half only"
         f" (`python -m voiceauth.scoring.build`); these rows use the evaluation half only, {pieces} of each reader;"
         f" FSDD: {meta['fsdd_per_speaker']} strings of 5-8 digits per speaker. Every unordered pair of pieces is a"
-        " trial; target = same reader. The baseline embeds the whole piece; production embeds the front end's"
-        " speech-only audio (VAD segments joined).",
+        " trial; target = same reader. The baseline embeds the whole piece; production embeds what the front end"
+        " hands the engine: the VAD speech with its context (500 ms edges, pauses capped at 1 s), G.711 pieces in"
+        " the telephone band and 16 kHz pieces at full band (`audio_band=auto`; two full-band files are compared"
+        " at full band with the wideband back end).",
         "",
     ]
     return "\n".join(lines)
