@@ -16,6 +16,7 @@ __all__ = [
     "ENROLLMENT_CODES",
     "EnrollmentPolicy",
     "combine_embeddings",
+    "full_band_voiceprint",
     "progress_percent",
     "screen_quality",
 ]
@@ -68,3 +69,15 @@ def combine_embeddings(embeddings: Sequence[FloatArray], weights: Sequence[float
     w = w / w.sum() if w.sum() > 0 else np.full(len(embeddings), 1.0 / len(embeddings))
     v = (w[:, None] * m).sum(axis=0)
     return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
+
+
+def full_band_voiceprint(
+    embeddings_wide: Sequence[FloatArray | None], speech_s: Sequence[float], min_speech_s: float
+) -> FloatArray | None:
+    """The full-band voiceprint of accepted utterances (``None`` where an utterance had no full band): the
+    speech-weighted mean of those that have one, as :func:`combine_embeddings` builds the telephone-band voiceprint,
+    or None when they hold less than ``min_speech_s`` of net speech together."""
+    wide = [(e, s) for e, s in zip(embeddings_wide, speech_s, strict=True) if e is not None]
+    if not wide or sum(s for _, s in wide) < min_speech_s:
+        return None
+    return combine_embeddings([e for e, _ in wide], [s for _, s in wide])

@@ -5,6 +5,11 @@ event commit together, so a failure between writes leaves the previous state unt
 with feedback codes when its quality is not good enough (the front end's codes, or ``TOO_SHORT``) or when it
 does not match what is already enrolled (``SPEAKER_MISMATCH``: enrolment poisoning). ``replace=True`` starts a
 re-enrolment: the new utterance replaces everything enrolled before.
+
+Two bands: every utterance has a telephone-band embedding (``Utterance.speech``), from which the voiceprint every
+probe can be scored against is built, and all checks (quality, poisoning, watchlist, progress) use it. Wideband
+audio also gives a full-band embedding (``Utterance.speech_wide``); once the accepted utterances that have one hold
+the policy's minimum speech, their mean is kept as a full-band voiceprint, for full-band probes only.
 """
 
 from __future__ import annotations
@@ -13,7 +18,13 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from enrollment.policy import EnrollmentPolicy, combine_embeddings, progress_percent, screen_quality
+from enrollment.policy import (
+    EnrollmentPolicy,
+    combine_embeddings,
+    full_band_voiceprint,
+    progress_percent,
+    screen_quality,
+)
 from voiceauth.audio.types import Quality
 from voiceauth.embedding.base import FloatArray
 from voiceauth.errors import ConsentRequired
@@ -75,10 +86,14 @@ class Enroller:
         quality: Quality,
         *,
         narrowband: bool,
+        embedding_wide: FloatArray | None = None,
         replace: bool = False,
         actor: str = "",
     ) -> EnrollmentResult:
-        """Add one utterance (``embedding`` may be None when the quality screen refuses it anyway)."""
+        """Add one utterance (``embedding`` may be None when the quality screen refuses it anyway).
+
+        ``embedding`` is the telephone-band embedding; ``embedding_wide`` the full-band one of wideband audio (None
+        for phone audio). ``narrowband`` is the source channel (kept with the utterance)."""
         p = self.policy
         with self.store.transaction() as tx:
             t = tx.tenant(tenant)
@@ -98,7 +113,7 @@ class Enroller:
                     tx.watchlist(t.id),
                     embedding,
                     threshold=resolve_threshold(p.watchlist_operating_point, self.operating_points, overrides),
-                    narrowband=narrowband,
+                    narrowband=True,  # watchlist entries and this embedding are telephone band
                     probe_speech_s=quality.net_speech_s,
                 )
             existing = [] if replace else tx.enrollment_utterances(spk)
@@ -107,7 +122,7 @@ class Enroller:
                 assert embedding is not None
                 ref = combine_embeddings([u.embedding for u in existing], [u.net_speech_s for u in existing])
                 consistency = self.scorer.score(
-                    ref, embedding, narrowband=narrowband, probe_speech_s=quality.net_speech_s
+                    ref, embedding, narrowband=True, probe_speech_s=quality.net_speech_s
                 ).calibrated
                 needed = resolve_threshold(p.consistency_operating_point, self.operating_points, overrides)
                 if consistency < needed:
@@ -122,7 +137,7 @@ class Enroller:
             assert embedding is not None
             if replace:
                 tx.clear_enrollment(spk)
-            tx.add_enrollment_utterance(spk, embedding, quality, narrowband=narrowband)
+            tx.add_enrollment_utterance(spk, embedding, quality, narrowband=narrowband, embedding_wide=embedding_wide)
             utts = tx.enrollment_utterances(spk)
             total = sum(u.net_speech_s for u in utts)
             if total >= p.min_speech_s:
@@ -133,6 +148,9 @@ class Enroller:
                     n_utterances=len(utts),
                     narrowband=sum(u.narrowband for u in utts) * 2 >= len(utts),
                     retention=p.retention,
+                    embedding_wide=full_band_voiceprint(
+                        [u.embedding_wide for u in utts], [u.net_speech_s for u in utts], p.min_speech_s
+                    ),
                 )
                 if spk.status == SpeakerStatus.EXPIRED:
                     spk.status = SpeakerStatus.ACTIVE.value

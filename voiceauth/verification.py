@@ -5,6 +5,12 @@ inside one store transaction, so the attempt, the lockout counter, the voiceprin
 are written together. Lockout counts consecutive REJECTs of a claimed identity across calls: after
 ``failures`` (5) the identity is LOCKED_OUT for ``base_s`` (30 s), doubling with each further failure; at
 ``disable_failures`` voice is disabled until security staff re-enable it.
+
+Two bands (:func:`scoring_band`): a probe with a full-band embedding (wideband audio) is scored against the
+voiceprint's full band when the speaker has one (``narrowband=False``: both full band); every other probe is scored
+in the telephone band (``narrowband=True``: both telephone band, whatever the source rate). The watchlist is always
+searched in the telephone band. Which band was scored is recorded in the audit event (``band``), never the score
+itself toward telephony clients.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ from voiceauth.watchlist import WatchlistHit, resolve_threshold, search_watchlis
 
 __all__ = [
     "Decision",
+    "FULL_BAND",
     "SPOOF_THRESHOLD",
+    "TELEPHONE_BAND",
     "LockoutPolicy",
     "SpoofCheck",
     "SpoofOutcome",
@@ -35,6 +43,7 @@ __all__ = [
     "VerificationResult",
     "Verifier",
     "precheck",
+    "scoring_band",
 ]
 
 log = logging.getLogger(__name__)
@@ -131,6 +140,16 @@ class VerificationResult:
     spoof_score: float | None = None  # AASIST spoof log-odds (security staff only)
     spoof_threshold: float | None = None
     spoof_reason: str | None = None  # "replay" | "synthetic" when suspected (also in monitor mode)
+    band: str | None = None  # "full" | "telephone": the band scored (None: not scored)
+
+
+#: the bands a probe may be scored in
+FULL_BAND, TELEPHONE_BAND = "full", "telephone"
+
+
+def scoring_band(*, probe_wide: bool, voiceprint_wide: bool) -> str:
+    """The band a probe is scored in: full band only when both the probe and the voiceprint have one."""
+    return FULL_BAND if probe_wide and voiceprint_wide else TELEPHONE_BAND
 
 
 def precheck(
@@ -184,12 +203,15 @@ class Verifier:
         *,
         net_speech_s: float,
         narrowband: bool,
+        probe_wide: FloatArray | None = None,
         call_id: str = "",
         actor: str = "",
         spoof_check: SpoofCheck | None = None,
         replay_retention_s: float = 30 * 86400.0,
     ) -> VerificationResult:
-        """``probe`` may be None when the audio had too little speech to embed."""
+        """``probe`` (the telephone-band embedding) may be None when the audio had too little speech to embed;
+        ``probe_wide`` is the full-band embedding of wideband audio (None for phone audio). ``narrowband`` is the
+        source channel, kept with the attempt."""
         p = self.policy
         with self.store.transaction() as tx:
             now = tx.clock()
@@ -219,10 +241,11 @@ class Verifier:
                     tx.watchlist(t.id),
                     probe,
                     threshold=wl_threshold,
-                    narrowband=narrowband,
+                    narrowband=True,  # watchlist entries and ``probe`` are telephone band
                     probe_speech_s=net_speech_s,
                 )
             score = None
+            band = None
             locked_until = lock.locked_until if lock is not None and decision == Decision.LOCKED_OUT else None
             spoof = None
             if decision is None and spoof_check is not None and spk is not None:
@@ -233,7 +256,14 @@ class Verifier:
                     tx.add_replay_fingerprint(spk, spoof.fingerprint)
             if decision is None:
                 assert spk is not None and vp is not None and lock is not None and probe is not None
-                score = self.scorer.score(vp.embedding, probe, narrowband=narrowband, probe_speech_s=net_speech_s)
+                band = scoring_band(probe_wide=probe_wide is not None, voiceprint_wide=vp.embedding_wide is not None)
+                if band == FULL_BAND:
+                    assert vp.embedding_wide is not None and probe_wide is not None
+                    score = self.scorer.score(
+                        vp.embedding_wide, probe_wide, narrowband=False, probe_speech_s=net_speech_s
+                    )
+                else:
+                    score = self.scorer.score(vp.embedding, probe, narrowband=True, probe_speech_s=net_speech_s)
                 if spoof is not None and spoof.suspected and spoof.enforced:
                     decision = Decision.SPOOF_SUSPECTED
                     self._fail(tx, spk, lock, now)
@@ -242,7 +272,7 @@ class Verifier:
                     lock.consecutive_failures, lock.locked_until, lock.updated_at = 0, None, now
                     tx.touch_voiceprint(spk, retention=p.retention)
                     if p.adapt:
-                        self._adapt(tx, spk, probe, vp)
+                        self._adapt(tx, spk, probe, probe_wide, vp)
                 else:
                     decision = Decision.REJECT
                     self._fail(tx, spk, lock, now)
@@ -266,6 +296,8 @@ class Verifier:
             tx.session.add(attempt)
             tx.session.flush()
             details: dict[str, Any] = {"attempt": attempt.id, "decision": decision.value, "call_id": call_id}
+            if band is not None:
+                details["band"] = band
             if hit is not None:
                 details["watchlist_entry"] = hit.entry_id
             if spoof is not None:  # the audit is security-only; telephony responses carry the decision alone
@@ -303,6 +335,7 @@ class Verifier:
                 spoof_score=spoof.score if spoof is not None else None,
                 spoof_threshold=spoof.threshold if spoof is not None else None,
                 spoof_reason=spoof.reason if spoof is not None and spoof.suspected else None,
+                band=band,
             )
 
     def record_spoof(self, tenant: str, attempt_id: int, spoof: SpoofOutcome, *, actor: str = "antispoof") -> None:
@@ -342,16 +375,26 @@ class Verifier:
         if disable:
             tx.set_voice_disabled(spk, True, actor="lockout")
 
-    def _adapt(self, tx: StoreTx, spk: Speaker, probe: FloatArray, vp: StoredVoiceprint) -> None:
+    def _adapt(
+        self, tx: StoreTx, spk: Speaker, probe: FloatArray, probe_wide: FloatArray | None, vp: StoredVoiceprint
+    ) -> None:
+        """Move each band of the voiceprint toward the accepted probe's embedding of the same band; a band the
+        probe lacks (the full band of phone audio) is kept as it was. No full band is created by adaptation."""
         w = self.policy.adapt_weight
-        current = vp.embedding
-        mixed = (1.0 - w) * current / np.linalg.norm(current) + w * probe / np.linalg.norm(probe)
-        mixed = (mixed / np.linalg.norm(mixed)).astype(np.float32)
+        wide = vp.embedding_wide
+        if wide is not None and probe_wide is not None:
+            wide = _mix(wide, probe_wide, w)
         tx.save_voiceprint(
             spk,
-            mixed,
+            _mix(vp.embedding, probe, w),
             net_speech_s=vp.net_speech_s,
             n_utterances=vp.n_utterances,
             narrowband=vp.narrowband,
             retention=self.policy.retention,
+            embedding_wide=wide,
         )
+
+
+def _mix(current: FloatArray, probe: FloatArray, weight: float) -> FloatArray:
+    mixed = (1.0 - weight) * current / np.linalg.norm(current) + weight * probe / np.linalg.norm(probe)
+    return (mixed / np.linalg.norm(mixed)).astype(np.float32)
