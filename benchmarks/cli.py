@@ -3,6 +3,7 @@
 Examples::
 
     python -m benchmarks latency --seconds 3 --json     # the issue's one-line JSON
+    python -m benchmarks throughput --threads 1 --backends fused-int8,onnx-int8   # batch 16/32/64, mixed 2-8 s
     python -m benchmarks precision --seconds 3          # reference vs engine in each precision mode
     python -m benchmarks all --quick                    # CI smoke run (< 2 min on 2 cores)
     python -m benchmarks all                            # full CPU table into benchmarks/results/
@@ -13,6 +14,7 @@ Examples::
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -117,6 +119,37 @@ def latency_cmd(
         typer.echo(f"{length}:")
         for n, r in per.items():
             typer.echo(f"  {n:18s} p50 {r['p50_ms']:9.1f} ms  p99 {r['p99_ms']:9.1f} ms  x{r['speedup']:.2f}")
+
+
+@app.command("throughput")
+def throughput_cmd(
+    batches: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "16,32,64",
+    low_s: Annotated[float, typer.Option(help="Shortest utterance (s).")] = 2.0,
+    high_s: Annotated[float, typer.Option(help="Longest utterance (s).")] = 8.0,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed rounds (the median round is reported).")] = 3,
+    device: Device = "cpu",
+    threads: Threads = None,
+    only: Only = None,
+) -> None:
+    """Batch throughput of mixed-length utterances per backend (one JSON object); the reference only up to 8."""
+    dev, subjects, _ = _setup(device, threads, only, False)
+    sizes = [int(b) for b in batches.split(",") if b.strip()]
+    # a fresh (seeded) source per round: every round embeds the same utterances
+    rounds = [throughput(subjects, SpeechSource(), sizes, low_s, high_s) for _ in range(repeats)]
+    median: dict[str, list[dict[str, Any]]] = {}
+    for name in rounds[0]:
+        median[name] = []
+        for i in range(len(rounds[0][name])):
+            runs = sorted((r[name][i] for r in rounds), key=lambda r: r["cpu_s"])
+            median[name].append({**runs[len(runs) // 2], "rounds": len(runs)})
+    doc = {
+        "device": dev,
+        "threads": torch.get_num_threads(),
+        "lengths_s": [low_s, high_s],
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "throughput": median,
+    }
+    typer.echo(json.dumps(doc))
 
 
 @app.command("precision")

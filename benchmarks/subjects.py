@@ -19,6 +19,7 @@ import torchaudio.functional as AF
 from voiceauth.embedding.backends import FusedEngine, resolve_backend
 from voiceauth.embedding.backends.fused import FusedEcapa
 from voiceauth.embedding.backends.int8 import quantize_model
+from voiceauth.embedding.backends.onnx import onnxruntime_available
 from voiceauth.embedding.base import EmbeddingEngine, FloatArray
 from voiceauth.embedding.ecapa import EcapaEngine
 from voiceauth.embedding.precision import cpu_has_bf16
@@ -47,6 +48,8 @@ def subject_names(device: str, quick: bool = False) -> list[str]:
     names = ["speechbrain-fp32", "fused-fp32", "fused-int8"]
     if cpu_has_bf16() or not quick:  # bf16 without AMX / AVX512-BF16 is emulated: slower, shown once for the record
         names += ["speechbrain-bf16", "fused-bf16"]
+    if not quick and onnxruntime_available():
+        names.append("onnx-int8")
     return [REFERENCE, *names]
 
 
@@ -94,7 +97,7 @@ def _int8_v1(model_dir: Path, device: str) -> FusedEngine:
 
 
 def build_subject(name: str, model_dir: Path, device: str) -> Subject:
-    """Construct subject ``name`` (``reference``, ``speechbrain-<prec>``, ``fused-<mode>``, ``fused-int8-v1``)."""
+    """Subject ``name``: ``reference``, ``speechbrain-<prec>``, ``fused-<mode>``, ``fused-int8-v1``, ``onnx-int8``."""
     if name == REFERENCE:
         return _reference(model_dir, device)
     family, _, mode = name.partition("-")
@@ -102,6 +105,11 @@ def build_subject(name: str, model_dir: Path, device: str) -> Subject:
     if family == "speechbrain":
         engine = EcapaEngine(model_dir, precision=mode, device=device, verify=False)
         desc = f"EcapaEngine (SpeechBrain modules), {mode}" + (" autocast" if mode != "fp32" else "")
+    elif name == "onnx-int8":
+        from voiceauth.embedding.backends.onnx import OnnxEngine
+
+        engine = OnnxEngine(model_dir, mode="int8", device=device, verify=False)
+        desc = "OnnxEngine: fused-int8's layer plan in ONNX Runtime (dynamic int8 MatMuls, per-frame scaled)"
     elif name == "fused-int8-v1":
         engine = _int8_v1(model_dir, device)
         desc = "fused-int8 as first shipped: int8 only for the SE blocks' 1x1 layers (not the first) and the MFA layer"

@@ -4,6 +4,8 @@
 ``speechbrain``    :class:`~voiceauth.embedding.ecapa.EcapaEngine`: SpeechBrain's modules, fp32 or bf16 autocast
 ``fused``          :class:`FusedEngine` fp32 (CPU) / fp16-bf16 autocast (CUDA): BatchNorm folded, channels-last
 ``fused-int8``     :class:`FusedEngine` with int8 GEMMs (FBGEMM, AVX512-VNNI) (CPU)
+``onnx-int8``      :class:`~voiceauth.embedding.backends.onnx.OnnxEngine`: the same int8 plan in ONNX Runtime (CPU;
+                   optional packages ``voiceauth[onnx]``; faster for batches, not for one utterance)
 ``auto``           the production choice for the device (see :func:`resolve_backend`)
 =================  =====================================================================================
 
@@ -23,7 +25,7 @@ from voiceauth.errors import ConfigError
 
 __all__ = ["BACKENDS", "FusedEngine", "create_backend", "resolve_backend"]
 
-BACKENDS = ("auto", "speechbrain", "fused", "fused-int8")
+BACKENDS = ("auto", "speechbrain", "fused", "fused-int8", "onnx-int8")
 
 
 def resolve_backend(name: str, device: str) -> str:
@@ -55,6 +57,12 @@ def create_backend(
     backend = "fused" if name == "auto" and precision != "auto" else resolve_backend(name, dev)
     if backend == "speechbrain":
         return EcapaEngine(model_dir, precision=precision, device=dev, num_threads=num_threads, verify=verify)
+    if backend == "onnx-int8":
+        if precision not in ("auto", "int8"):
+            raise ConfigError(f"backend 'onnx-int8' runs in int8; precision {precision!r} does not apply")
+        from voiceauth.embedding.backends.onnx import OnnxEngine  # optional dependency: imported on use
+
+        return OnnxEngine(model_dir, mode="int8", device=dev, num_threads=num_threads, verify=verify)
     if backend == "fused-int8":
         if precision not in ("auto", "int8"):
             raise ConfigError(f"backend 'fused-int8' runs in int8; precision {precision!r} does not apply")

@@ -214,6 +214,8 @@ class FusedEcapa(nn.Module):
         fc_w = state["fc.conv.weight"].float()[:, :, 0]
         self.fc_w = nn.Parameter((fc_w * s[None, :]).contiguous(), requires_grad=False)
         self.fc_b = nn.Parameter(state["fc.conv.bias"].float() + fc_w @ t, requires_grad=False)
+        # graph export/compilation: no data-dependent branch (the mask bias is added even when it is all zeros)
+        self.always_mask = False
 
     def forward(self, feats: torch.Tensor, frames: torch.Tensor | None = None) -> torch.Tensor:
         """``feats [B, T, 80]`` (normalised Fbank), valid ``frames [B]`` (int) -> raw embeddings ``[B, 192]``.
@@ -243,7 +245,7 @@ class FusedEcapa(nn.Module):
             h = h * self.att.scale
         h = torch.tanh_(h.add_(self.att.shift))
         logits = self.att_conv(h) if self.att_conv is not None else F.linear(h, self.att_conv_w, self.att_conv_b)
-        if bool((frames < t).any()):  # padded frames get no attention (a [B, T, 1] bias, not a full mask)
+        if self.always_mask or bool((frames < t).any()):  # padded frames: no attention ([B, T, 1] bias)
             logits = logits.add_(torch.log(mask.transpose(1, 2)))
         attn = torch.softmax(logits, dim=1)  # [B, T, C]
         ax = attn.mul_(x)  # attn is not needed any more: reuse its memory
