@@ -194,8 +194,8 @@ class _DropMessage(logging.Filter):
         return not str(record.msg).startswith(self.prefix)
 
 
-def _build(model: FusedEcapa, mode: str, dst: Path) -> None:
-    """Export (and quantise) ``model`` to ``dst`` through a temporary folder; the file appears complete or not."""
+def _build(model: FusedEcapa, mode: str) -> bytes:
+    """The serialised ONNX graph of ``model`` in ``mode`` (exported and, for int8, quantised in a temporary folder)."""
     with tempfile.TemporaryDirectory(prefix="voiceauth-onnx-") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         if mode == "fp32":
@@ -209,10 +209,21 @@ def _build(model: FusedEcapa, mode: str, dst: Path) -> None:
                 raise ModelError(f"ONNX export: found {len(nodes)} of the {len(layers)} int8 layers in the graph")
             built = Path(tmp) / "int8.onnx"
             quantize_onnx(fp32, built, nodes)
+        return built.read_bytes()
+
+
+def _store(graph: bytes, dst: Path) -> bool:
+    """Write ``graph`` to ``dst`` atomically (complete or absent); False where the folder is not writable."""
+    part = dst.with_name(f"{dst.name}.{os.getpid()}.part")
+    try:
         dst.parent.mkdir(parents=True, exist_ok=True)
-        part = dst.with_name(f"{dst.name}.{os.getpid()}.part")
-        part.write_bytes(built.read_bytes())
+        part.write_bytes(graph)
         os.replace(part, dst)
+    except OSError as exc:
+        log.warning("could not cache the ONNX graph at %s (%s): it is rebuilt at every start", dst, exc)
+        part.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def cache_path(model_dir: Path, mode: str) -> Path:
@@ -248,16 +259,19 @@ class OnnxEngine(FusedEngine):
         path = cache_path(model_dir, mode)
         if cache_dir is not None:
             path = cache_dir / path.name
+        source: str | bytes = str(path)
         if not path.is_file():
-            log.info("exporting the fused ECAPA to ONNX (%s) at %s", mode, path)
-            _build(self.model, mode, path)
+            log.info("exporting the fused ECAPA to ONNX (%s) for %s", mode, path)
+            graph = _build(self.model, mode)
+            if not _store(graph, path):
+                source = graph
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = num_threads or torch.get_num_threads()
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own types for damaged files
             raise ModelError(f"could not load the ONNX graph {path}: {exc}; delete it to rebuild it") from exc
         self.precision = mode
