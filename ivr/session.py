@@ -27,6 +27,7 @@ from ivr.transport import CallRefused
 from voiceauth.audio.codecs import alaw_decode, l16_decode, mulaw_decode
 from voiceauth.audio.stream import StreamingFrontEnd
 from voiceauth.errors import AlreadyExists, ConsentRequired, VoiceAuthError
+from voiceauth.pipeline import embed_bands
 from voiceauth.streaming import StreamDecision, StreamingVerifier
 
 if TYPE_CHECKING:
@@ -232,7 +233,7 @@ class CallSession:
         fe, self.enrolment = self.enrolment, None
         enroller = self.service.enroller
         usable = utt.speech.size > 0 and not screen_quality(utt.quality, enroller.policy)
-        emb = self.service.engine.embed(utt.speech, utt.sample_rate) if usable else None
+        emb, wide = embed_bands(self.service.engine, utt) if usable else (None, None)  # no full band on phone lines
         try:
             res = enroller.enroll(
                 self.tenant,
@@ -240,6 +241,7 @@ class CallSession:
                 emb,
                 utt.quality,
                 narrowband=fe.narrowband,
+                embedding_wide=wide,
                 actor=f"ivr:{self.protocol}",
             )
         except ConsentRequired as exc:

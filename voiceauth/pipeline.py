@@ -8,7 +8,9 @@ Used by the HTTP API and the IVR flows; each step is its own module and this one
     pipe.verify("acme", "customer-42", wav_bytes, call_id=c)  # -> VerificationResult (decision, score)
 
 Audio may be given as bytes (decoded by the front end) or as an already-built :class:`Utterance`.
-Audio is embedded only when it is good enough to be used; it is never stored.
+Audio is embedded only when it is good enough to be used; it is never stored. Wideband audio is embedded in both
+bands (``Utterance.speech`` and ``Utterance.speech_wide``, one engine call): the telephone band for the voiceprint
+every probe can use and the watchlist, the full band for full-band voiceprints (``voiceauth.verification``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from voiceauth.antispoof.countermeasure import Countermeasure, SpoofResult
     from voiceauth.antispoof.monitor import MonitorScorer
 
-__all__ = ["AudioInput", "FrontEndLike", "Pipeline", "default_scoring"]
+__all__ = ["AudioInput", "FrontEndLike", "Pipeline", "default_scoring", "embed_bands"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,15 @@ class FrontEndLike(Protocol):
 
 
 AudioInput = bytes | Utterance
+
+
+def embed_bands(engine: EmbeddingEngine, utt: Utterance) -> tuple[FloatArray, FloatArray | None]:
+    """(telephone-band, full-band) embeddings of an utterance: the full band only when the front end kept one
+    (``Utterance.speech_wide``: wideband input), both from one ``embed_batch`` call."""
+    if utt.speech_wide is None or utt.speech_wide.size == 0:
+        return engine.embed(utt.speech, utt.sample_rate), None
+    both = engine.embed_batch([utt.speech, utt.speech_wide], utt.sample_rate)
+    return both[0], both[1]
 
 
 def default_scoring(settings: Settings) -> tuple[Scorer, dict[str, float]]:
@@ -137,7 +148,22 @@ class Pipeline:
         return self.frontend.from_bytes(audio, **decode)
 
     def embed(self, utt: Utterance) -> FloatArray:
+        """The telephone-band embedding (``Utterance.speech``) alone."""
         return self.engine.embed(utt.speech, utt.sample_rate)
+
+    def embed_bands(self, utt: Utterance) -> tuple[FloatArray, FloatArray | None]:
+        """(telephone-band, full-band) embeddings: the full band only for wideband input (``speech_wide``), both
+        from one ``embed_batch`` call."""
+        return embed_bands(self.engine, utt)
+
+    def embed_probe(self, utt: Utterance) -> tuple[FloatArray | None, FloatArray | None]:
+        """A verification probe's (telephone-band, full-band) embeddings; (None, None) below the minimum speech.
+
+        Wideband probes are embedded in both bands whatever the claimed voiceprint holds, so the work (and time)
+        does not depend on what the claimed speaker enrolled, nor on whether the speaker exists."""
+        if utt.quality.net_speech_s < self.min_verify_speech_s or utt.speech.size == 0:
+            return None, None
+        return self.embed_bands(utt)
 
     # -- operations -------------------------------------------------------------------------------------
     def register(
@@ -159,23 +185,45 @@ class Pipeline:
     ) -> EnrollmentResult:
         utt = self.utterance(audio, **decode)
         usable = not screen_quality(utt.quality, self.enroller.policy) and utt.speech.size > 0
-        emb = self.embed(utt) if usable else None
+        emb, wide = self.embed_bands(utt) if usable else (None, None)
         return self.enroller.enroll(
-            tenant, external_ref, emb, utt.quality, narrowband=utt.narrowband, replace=replace, actor=actor
+            tenant,
+            external_ref,
+            emb,
+            utt.quality,
+            narrowband=utt.narrowband,
+            embedding_wide=wide,
+            replace=replace,
+            actor=actor,
         )
 
     def verify(
         self, tenant: str, external_ref: str, audio: AudioInput, *, call_id: str = "", actor: str = "", **decode: Any
     ) -> VerificationResult:
         utt = self.utterance(audio, **decode)
-        speech_s = utt.quality.net_speech_s
-        emb = self.embed(utt) if speech_s >= self.min_verify_speech_s and utt.speech.size > 0 else None
+        emb, wide = self.embed_probe(utt)
+        return self.verify_probe(tenant, external_ref, utt, emb, wide, call_id=call_id, actor=actor)
+
+    def verify_probe(
+        self,
+        tenant: str,
+        external_ref: str,
+        utt: Utterance,
+        emb: FloatArray | None,
+        wide: FloatArray | None,
+        *,
+        call_id: str = "",
+        actor: str = "",
+    ) -> VerificationResult:
+        """Decide on an embedded probe (:meth:`embed_probe`): anti-spoofing, verifier, monitor-mode scoring after it.
+        The steps after embedding of :meth:`verify`, shared with the API upload route."""
         later = self.scores_after_decision(emb)
         res = self.verifier.verify(
             tenant,
             external_ref,
             emb,
-            net_speech_s=speech_s,
+            probe_wide=wide,
+            net_speech_s=utt.quality.net_speech_s,
             narrowband=utt.narrowband,
             call_id=call_id,
             actor=actor,

@@ -14,6 +14,12 @@ The decision itself is always made by :class:`voiceauth.verification.Verifier` (
 audit path as uploads); the streaming side only chooses *when* to ask, scoring against the claimed voiceprint read
 once per call. An unknown or unusable claim is evaluated at the same moment and with the same work as a mismatch,
 so timing does not reveal who is enrolled. Pure logic: the engine, the verifier and the clock are injected.
+
+Bands: phone streams (G.711, 8 kHz) have the telephone band only, so each evaluation embeds it once, as always. A
+wideband stream (``StreamingFrontEnd.speech_wide``) is scored at full band when the claimed voiceprint has one, else
+in the telephone band (:func:`voiceauth.verification.scoring_band`); each evaluation embeds only the band it scores,
+and the deciding one embeds the other band too (the verifier searches the watchlist in the telephone band and picks
+the band itself), so every claim costs the same work on the same stream.
 """
 
 from __future__ import annotations
@@ -31,7 +37,14 @@ from voiceauth.config import Settings
 from voiceauth.embedding.base import EmbeddingEngine, FloatArray
 from voiceauth.errors import ConfigError
 from voiceauth.store.repo import Store
-from voiceauth.verification import Decision, VerificationResult, Verifier
+from voiceauth.verification import (
+    FULL_BAND,
+    TELEPHONE_BAND,
+    Decision,
+    VerificationResult,
+    Verifier,
+    scoring_band,
+)
 from voiceauth.watchlist import resolve_threshold
 
 if TYPE_CHECKING:
@@ -101,8 +114,9 @@ class StreamingPolicy:
 class ClaimView:
     """What the streaming side needs to know when to ask: the claimed voiceprint (None if unusable)."""
 
-    voiceprint: FloatArray | None
+    voiceprint: FloatArray | None  # telephone band
     threshold: float
+    voiceprint_wide: FloatArray | None = None  # full band (None: the speaker enrolled no full band)
 
 
 def load_claim(store: Store, tenant: str, external_ref: str, verifier: Verifier) -> ClaimView:
@@ -113,7 +127,9 @@ def load_claim(store: Store, tenant: str, external_ref: str, verifier: Verifier)
         threshold = resolve_threshold(op_name, verifier.operating_points, tx.thresholds(t.id))
         spk = tx.speaker(t.id, external_ref)
         vp = tx.voiceprint(spk) if spk is not None else None
-        return ClaimView(voiceprint=vp.embedding if vp is not None else None, threshold=threshold)
+        if vp is None:
+            return ClaimView(voiceprint=None, threshold=threshold)
+        return ClaimView(voiceprint=vp.embedding, threshold=threshold, voiceprint_wide=vp.embedding_wide)
 
 
 @dataclass(frozen=True)
@@ -164,7 +180,8 @@ class StreamingVerifier:
         self.decision: StreamDecision | None = None
         self.evaluations = 0  # embeddings computed (CPU spent per call)
         self._next_eval_s = self.policy.min_speech_s
-        self._last_probe: tuple[float, FloatArray] | None = None
+        self._probes_at = -1.0  # net speech the cached embeddings were computed at
+        self._probes: dict[str, FloatArray] = {}  # band -> embedding of the speech so far
 
     # -- input ------------------------------------------------------------------------------------------
     def feed(self, chunk: bytes | bytearray | memoryview | npt.ArrayLike) -> StreamDecision | None:
@@ -230,28 +247,47 @@ class StreamingVerifier:
                 self._claim = load_claim(self.verifier.store, self.tenant, self.speaker_ref, self.verifier)
         return self._claim
 
+    def _embed(self, speech_s: float, bands: tuple[str, ...], speech_wide: FloatArray | None) -> dict[str, FloatArray]:
+        """The embeddings of the speech so far in ``bands`` (cached per amount of speech), missing ones in one call."""
+        if abs(self._probes_at - speech_s) >= 1e-6:
+            self._probes_at, self._probes = speech_s, {}
+        missing = [b for b in bands if b not in self._probes]
+        if missing:
+            wavs = [self.frontend.speech() if b == TELEPHONE_BAND else speech_wide for b in missing]
+            ready = [w for w in wavs if w is not None]
+            if len(ready) != len(wavs):
+                raise ValueError("a full-band embedding was asked of a stream without a full band")
+            embs = (
+                [self.engine.embed(ready[0], 16000)] if len(ready) == 1 else list(self.engine.embed_batch(ready, 16000))
+            )
+            self._probes.update(zip(missing, embs, strict=True))
+            self.evaluations += len(missing)
+        return self._probes
+
     def _evaluate(self, speech_s: float, t0: float, *, final: bool) -> StreamDecision | None:
         p = self.policy
-        if self._last_probe is not None and abs(self._last_probe[0] - speech_s) < 1e-6:
-            probe = self._last_probe[1]
-        else:
-            probe = self.engine.embed(self.frontend.speech(), 16000)
-            self.evaluations += 1
-            self._last_probe = (speech_s, probe)
         self._next_eval_s = speech_s + p.embed_every_s
         narrowband = self.frontend.narrowband
+        speech_wide = self.frontend.speech_wide()  # None for phone streams
+        all_bands = (TELEPHONE_BAND,) if speech_wide is None else (TELEPHONE_BAND, FULL_BAND)
         claim = self._claim_view()
         if not final and speech_s < p.max_speech_s and claim.voiceprint is not None:
+            band = scoring_band(probe_wide=speech_wide is not None, voiceprint_wide=claim.voiceprint_wide is not None)
+            probe = self._embed(speech_s, (band,), speech_wide)[band]
+            reference = claim.voiceprint_wide if band == FULL_BAND else claim.voiceprint
+            assert reference is not None
             score = self.verifier.scorer.score(
-                claim.voiceprint, probe, narrowband=narrowband, probe_speech_s=speech_s
+                reference, probe, narrowband=band == TELEPHONE_BAND, probe_speech_s=speech_s
             ).calibrated
             confident = score >= claim.threshold + p.accept_margin or score < claim.threshold - p.reject_margin
             if not confident:
                 return None
+        probes = self._embed(speech_s, all_bands, speech_wide)
         result = self.verifier.verify(
             self.tenant,
             self.speaker_ref,
-            probe,
+            probes[TELEPHONE_BAND],
+            probe_wide=probes.get(FULL_BAND),
             net_speech_s=speech_s,
             narrowband=narrowband,
             call_id=self.call_id,

@@ -98,22 +98,8 @@ async def verify(
     def work() -> VerificationOut:
         pipe = svc.pipeline
         utt = svc.utterance(data, decode)
-        speech_s = utt.quality.net_speech_s
-        emb = pipe.embed(utt) if speech_s >= pipe.min_verify_speech_s and utt.speech.size > 0 else None
-        later = pipe.scores_after_decision(emb)
-        res = pipe.verifier.verify(
-            p.tenant,
-            external_ref,
-            emb,
-            net_speech_s=speech_s,
-            narrowband=utt.narrowband,
-            call_id=call_id,
-            actor=p.actor,
-            spoof_check=pipe.spoof_check(utt.speech, span=utt.span, score=not later) if emb is not None else None,
-            replay_retention_s=pipe.replay_retention_s,
-        )
-        if later:
-            pipe.score_after_decision(p.tenant, res, utt)
+        emb, wide = pipe.embed_probe(utt)  # both bands of wideband audio, whoever is claimed
+        res = pipe.verify_probe(p.tenant, external_ref, utt, emb, wide, call_id=call_id, actor=p.actor)
         svc.metrics.decisions.labels(res.decision.value).inc()
         if res.watchlist_hit is not None:
             svc.metrics.watchlist_hits.labels("verify").inc()
@@ -123,7 +109,13 @@ async def verify(
             if not registered:
                 if emb is None:
                     return VerificationOut(decision=Decision.NOT_ENOUGH_SPEECH)
-                pipe.verifier.scorer.score(_DECOY, emb, narrowband=utt.narrowband, probe_speech_s=speech_s)
+                # the same scoring work as a mismatching enrolled speaker (full band when the probe has one)
+                pipe.verifier.scorer.score(
+                    _DECOY,
+                    wide if wide is not None else emb,
+                    narrowband=wide is None,
+                    probe_speech_s=utt.quality.net_speech_s,
+                )
                 return verification_view(VerificationResult(decision=Decision.REJECT), p)
         return verification_view(res, p)
 
