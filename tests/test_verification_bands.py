@@ -197,7 +197,8 @@ def test_nothing_of_the_embeddings_is_logged(
     res = verifier(store, scorer).verify("acme", "alice", tel, probe_wide=wide, net_speech_s=4.0, narrowband=False)
     assert res.band == "full"
     text = "\n".join(r.getMessage() for r in caplog.records)
-    assert text  # decisions are logged
+    assert "decision=ACCEPT band=full" in text  # decisions and the band are logged, never vectors or scores
+    assert f"{res.score:.1f}" not in text and f"{res.raw_score:.4f}" not in text
     for vec in vectors:
         for x in vec[:4]:
             assert f"{x:.4f}" not in text and repr(float(x)) not in text

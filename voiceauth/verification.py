@@ -320,7 +320,13 @@ class Verifier:
                     outcome=decision.value,
                     details=details,
                 )
-            log.info("verify call=%s decision=%s watchlist=%s", call_id or "-", decision.value, hit is not None)
+            log.info(
+                "verify call=%s decision=%s band=%s watchlist=%s",
+                call_id or "-",
+                decision.value,
+                band or "-",
+                hit is not None,
+            )
             return VerificationResult(
                 decision=decision,
                 score=score.calibrated if score else None,
