@@ -270,6 +270,9 @@ class OnnxEngine(FusedEngine):
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # no spin-waiting between ops: on a shared machine (and next to torch's own threads in this process)
+        # spinning threads take the cores the others need; no cost measured on the 2-core Zen 4
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own types for damaged files
