@@ -44,3 +44,8 @@ def test_full_band_kept_only_for_wideband_input_in_auto_mode(libri_16k: np.ndarr
     assert _share_above_5k(wide.speech_wide) > 100 * _share_above_5k(wide.speech)  # telephone band: ~nothing
     assert auto.from_samples(digits_8k, 8000).speech_wide is None  # 8 kHz input has no full band to keep
     assert FrontEnd(Settings(audio_band="telephone")).from_samples(libri_16k, 16000).speech_wide is None
+
+
+def test_wide_mode_embeds_wideband_input_at_full_band_only(libri_16k: np.ndarray) -> None:
+    utt = FrontEnd(Settings(audio_band="wide")).from_samples(libri_16k, 16000)
+    assert utt.speech_wide is not None and np.array_equal(utt.speech_wide, utt.speech)

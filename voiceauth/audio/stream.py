@@ -214,7 +214,10 @@ class StreamingFrontEnd:
         return self._cut(self._audio16())
 
     def speech_wide(self) -> FloatArray | None:
-        """The same as :meth:`speech` at full band, for wideband input with ``audio_band="auto"``; else None."""
+        """The same as :meth:`speech` at full band, for wideband input with ``audio_band="auto"`` (or ``"wide"``,
+        where it is ``speech`` itself); None for telephone input or ``audio_band="telephone"``."""
+        if self._cfg.band == "wide" and self.sample_rate > 8000 and not self.narrowband:
+            return self.speech()
         if not self._keep_wide or self.narrowband:
             return None
         if self._wide_joined is None:
