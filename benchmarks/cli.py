@@ -152,6 +152,24 @@ def throughput_cmd(
     typer.echo(json.dumps(doc))
 
 
+@app.command("accuracy")
+def accuracy_cmd(
+    readers: Annotated[int, typer.Option(help="LibriSpeech readers (2 pieces each) through G.711 mu-law.")] = 126,
+    per_speaker: Annotated[int, typer.Option(help="FSDD digit strings of 3 s per speaker.")] = 12,
+    device: Device = "cpu",
+    threads: Threads = None,
+    only: Only = None,
+) -> None:
+    """Accuracy guard only (one JSON object): cosine to the reference and EER on both telephone sets."""
+    dev, subjects, _ = _setup(device, threads, only, False)
+    doc = {
+        "device": dev,
+        "fsdd": accuracy(subjects, SpeechSource(), per_speaker),
+        "librispeech_g711": _telephone_accuracy(subjects, readers),
+    }
+    typer.echo(json.dumps(doc))
+
+
 @app.command("precision")
 def precision_cmd(
     seconds: float = 3.0,
