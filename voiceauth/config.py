@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     precision: Precision = "auto"
     device: Device = "auto"
     num_threads: int | None = Field(default=None, ge=1, description="torch intra-op threads; None = torch's.")
-    backend: Literal["auto", "speechbrain", "fused", "fused-int8"] = Field(
+    backend: Literal["auto", "speechbrain", "fused", "fused-int8", "onnx-int8"] = Field(
         default="auto",
         description="Embedding backend (voiceauth.embedding.backends); auto = fastest that holds accuracy here.",
     )

@@ -57,3 +57,9 @@ def test_missing_onnxruntime_is_a_clear_config_error(monkeypatch: pytest.MonkeyP
         create_backend("onnx-int8", model_dir, device="cpu", verify=False)
     with pytest.raises(ConfigError, match="runs in int8"):
         create_backend("onnx-int8", model_dir, precision="bf16", device="cpu", verify=False)
+
+
+def test_settings_accept_the_onnx_backend() -> None:
+    from voiceauth.config import Settings
+
+    assert Settings(backend="onnx-int8").backend == "onnx-int8"
