@@ -13,12 +13,11 @@ import pytest
 from sqlalchemy import select
 
 from enrollment.session import Enroller
+from tests.helpers import sqlite_store, voice
 from voiceauth.audio.types import Quality
 from voiceauth.scoring.base import CosineScorer
-from voiceauth.store.db import create_db_engine
 from voiceauth.store.models import AuditEvent, ReplayFingerprint, VerificationAttempt
 from voiceauth.store.repo import Store
-from voiceauth.store.testing import FakeClock, test_keyring
 from voiceauth.verification import (
     SPOOF_THRESHOLD,
     Decision,
@@ -33,14 +32,9 @@ from voiceauth.watchlist import COSINE_OPERATING_POINTS
 Q = Quality(net_speech_s=4.0, snr_db=30.0, clipping_ratio=0.0, level_dbfs=-20.0)
 
 
-def voice(base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    v = base + 0.15 * rng.standard_normal(base.size)
-    return (v / np.linalg.norm(v)).astype(np.float32)
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(create_db_engine(f"sqlite+pysqlite:///{tmp_path / 'v.db'}"), test_keyring(), clock=FakeClock())
+    s = sqlite_store(tmp_path / "v.db")
     yield s
     s.dispose()
 

@@ -10,30 +10,19 @@ import pytest
 
 from enrollment.policy import EnrollmentPolicy, combine_embeddings, progress_percent
 from enrollment.session import Enroller
-from voiceauth.audio.types import Quality
+from tests.helpers import q, sqlite_store, voice
 from voiceauth.errors import ConsentRequired, NotFound
 from voiceauth.scoring.base import CosineScorer
-from voiceauth.store.db import create_db_engine
 from voiceauth.store.repo import Store
-from voiceauth.store.testing import FakeClock, test_keyring
 from voiceauth.watchlist import COSINE_OPERATING_POINTS
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "audio_samples"
 
 
-def q(speech_s: float = 3.0, codes: tuple[str, ...] = ("OK",)) -> Quality:
-    return Quality(net_speech_s=speech_s, snr_db=30.0, clipping_ratio=0.0, level_dbfs=-20.0, codes=codes)
-
-
-def voice(base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    v = base + 0.15 * rng.standard_normal(base.size)
-    return (v / np.linalg.norm(v)).astype(np.float32)
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(create_db_engine(f"sqlite+pysqlite:///{tmp_path / 'e.db'}"), test_keyring(), clock=FakeClock())
+    s = sqlite_store(tmp_path / "e.db")
     yield s
     s.dispose()
 
