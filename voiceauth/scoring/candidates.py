@@ -31,6 +31,7 @@ __all__ = [
     "make_backend",
     "trial_scores",
     "fold_scores",
+    "fold_trials",
 ]
 
 
@@ -100,8 +101,14 @@ FOLDS = 5
 
 
 def fold_scores(cand: Candidate, emb: F64, speakers: Sequence[str], folds: int = FOLDS) -> tuple[F64, F64]:
-    """Pooled target / non-target scores over every pair of the cohort half's pieces, each scored by a back end
-    trained without the readers of either side.
+    """Target / non-target normalised scores of the development protocol (see :func:`fold_trials`)."""
+    t, n, _, _ = fold_trials(cand, emb, speakers, folds)
+    return t, n
+
+
+def fold_trials(cand: Candidate, emb: F64, speakers: Sequence[str], folds: int = FOLDS) -> tuple[F64, F64, F64, F64]:
+    """(target, non-target normalised scores, target, non-target raw cosines) over every pair of the cohort
+    half's pieces, each scored by a back end trained without the readers of either side.
 
     Readers are dealt into ``folds`` folds; the pairs between folds ``a`` and ``b`` (``a == b`` included) are
     scored by a back end trained on the other folds' pieces. Every reader meets every other one, as in the
@@ -112,21 +119,26 @@ def fold_scores(cand: Candidate, emb: F64, speakers: Sequence[str], folds: int =
     readers = sorted(set(spk.tolist()))
     fold_of = {r: i % folds for i, r in enumerate(readers)}
     fold = np.array([fold_of[s] for s in spk.tolist()])
-    tars, nons = [], []
+    unit = l2_normalize(emb)
+    tars, nons, raw_t, raw_n = [], [], [], []
     for a in range(folds):
         for b in range(a, folds):
             train = (fold != a) & (fold != b)
             backend = make_backend("dev", cand, emb[train], spk[train].tolist())
             ia, ib = np.flatnonzero(fold == a), np.flatnonzero(fold == b)
             m = backend.normalized_matrix(emb[ia], emb[ib])
+            r = unit[ia] @ unit[ib].T
             if a == b:
                 t, n = trial_scores(m, spk[ia].tolist())
+                rt, rn = trial_scores(r, spk[ia].tolist())
             else:
                 same = spk[ia][:, None] == spk[ib][None, :]  # never true: a reader is in one fold
-                t, n = m[same], m[~same]
+                t, n, rt, rn = m[same], m[~same], r[same], r[~same]
             tars.append(t)
             nons.append(n)
-    return np.concatenate(tars), np.concatenate(nons)
+            raw_t.append(rt)
+            raw_n.append(rn)
+    return np.concatenate(tars), np.concatenate(nons), np.concatenate(raw_t), np.concatenate(raw_n)
 
 
 def evaluate_candidate(cand: Candidate, emb: F64, speakers: Sequence[str]) -> dict[str, float]:

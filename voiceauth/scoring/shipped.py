@@ -64,14 +64,9 @@ def load_backend_json(folder: Path = COHORT_DIR, verify: bool = True) -> dict[st
     return data
 
 
-def cosine_guard(
-    cohort: Any, readers: Any, points: dict[str, float], target_far: dict[str, float], mean: Any = None
-) -> CosineGuard:
-    """Knots of the guard from the cohort's different-reader cosines (after subtracting ``mean`` when given,
-    as :meth:`ChannelBackend.centred_matrix` does) and the operating points."""
+def cosine_guard(cohort: Any, readers: Any, points: dict[str, float], target_far: dict[str, float]) -> CosineGuard:
+    """Knots of the raw-cosine guard from the cohort's different-reader cosines and the operating points."""
     unit = l2_normalize(np.asarray(cohort, dtype=np.float64))
-    if mean is not None:
-        unit = l2_normalize(unit - np.asarray(mean, dtype=np.float64))
     ids = np.asarray(readers)
     sims = unit @ unit.T
     iu = np.triu_indices(len(unit), 1)
@@ -102,7 +97,7 @@ def _channel(name: str, spec: dict[str, Any], arrays: Any, points: dict[str, flo
     if normalises and f"{name}_readers" in arrays.files:
         from voiceauth.scoring.operating_points import TARGET_FAR
 
-        guard = cosine_guard(cohort, arrays[f"{name}_readers"], points, TARGET_FAR, mean=mean)
+        guard = cosine_guard(cohort, arrays[f"{name}_readers"], points, TARGET_FAR)
     return ChannelBackend(
         guard=guard,
         name=name,
