@@ -108,6 +108,11 @@ class VerificationOut(BaseModel):
     spoof_reason: Literal["replay", "synthetic"] | None = Field(
         default=None, description="Why the audio is a suspected spoof (also in monitor mode); security keys only."
     )
+    band: Literal["full", "telephone"] | None = Field(
+        default=None,
+        description="Band the voice was scored in: full (16 kHz probe and full-band voiceprint) or telephone;"
+        " security keys only.",
+    )
 
 
 class VoiceIn(_In):

@@ -65,4 +65,5 @@ def verification_view(res: VerificationResult, p: ApiPrincipal) -> VerificationO
         spoof_score=None if res.spoof_score is None else round(res.spoof_score, 4),
         spoof_threshold=res.spoof_threshold,
         spoof_reason=res.spoof_reason,  # type: ignore[arg-type]
+        band=res.band,  # type: ignore[arg-type]
     )
