@@ -15,7 +15,8 @@ ENV PIP_NO_CACHE_DIR=1 \
     VOICEAUTH_DATA_DIR=/var/lib/voiceauth \
     VOICEAUTH_IVR_PROMPT_DIR=/var/lib/voiceauth/prompts \
     VOICEAUTH_OFFLINE=true \
-    VOICEAUTH_GENERATE_DATA_KEY=false
+    VOICEAUTH_GENERATE_DATA_KEY=false \
+    OMP_WAIT_POLICY=PASSIVE
 
 WORKDIR /src
 # CPU-only torch first (the default wheel pulls CUDA libraries); pinned as in pyproject.toml
