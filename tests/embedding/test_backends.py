@@ -117,7 +117,17 @@ def test_backend_selection_is_honest_about_the_hardware(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(backends, "cpu_has_amx", lambda: False)
     monkeypatch.setattr(backends, "int8_available", lambda: True)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     assert resolve_backend("auto", "cpu") == "fused-int8"  # AVX512-BF16 without AMX (Zen 4) too: int8 is faster
+    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")  # threads sleep: ONNX Runtime's int8 wins where installed
+    import voiceauth.embedding.backends.onnx as onnx_mod
+
+    monkeypatch.setattr(onnx_mod, "onnxruntime_available", lambda: True)
+    assert resolve_backend("auto", "cpu") == "onnx-int8"
+    monkeypatch.setattr(onnx_mod, "onnxruntime_available", lambda: False)
+    assert resolve_backend("auto", "cpu") == "fused-int8"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert resolve_backend("auto", "cpu") == "fused-int8"
     monkeypatch.setattr(backends, "cpu_has_amx", lambda: True)
     assert resolve_backend("auto", "cpu") == "fused"  # bf16 on AMX CPUs
     assert resolve_backend("auto", "cuda") == "fused"

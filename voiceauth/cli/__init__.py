@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
 
-# OpenMP threads that sleep instead of spin-waiting between operations, set before torch loads (it reads this once).
-# Spinning took the cores other calls and processes needed: seconds-long embedding tails on a shared machine, and on
-# a quiet one 50 streaming calls went from p99 219 ms / 0.143 CPU s per call to 166 ms / 0.122 s with PASSIVE
-# (benchmarks/results/embedding-README.md). An explicit OMP_WAIT_POLICY in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import typer  # noqa: E402
+import typer
 
 from voiceauth.cli import calibrate as _calibrate
 from voiceauth.cli import call as _call

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import torch
 
 from voiceauth.errors import ConfigError
 
-__all__ = ["cpu_flags", "cpu_has_amx", "cpu_has_bf16", "resolve_device", "resolve_precision"]
+__all__ = ["cpu_flags", "cpu_has_amx", "cpu_has_bf16", "openmp_threads_sleep", "resolve_device", "resolve_precision"]
 
 
 @lru_cache(maxsize=1)
@@ -37,6 +38,13 @@ def cpu_has_amx() -> bool:
     measured on a 2-core Zen 4, one 3 s utterance costs 87 ms of CPU in bf16 and 60 ms in int8.
     """
     return "amx_bf16" in cpu_flags()
+
+
+def openmp_threads_sleep() -> bool:
+    """True when this process's OpenMP threads sleep between operations (``OMP_WAIT_POLICY=PASSIVE``, which the
+    ``voiceauth`` command sets by default: :mod:`voiceauth.entry`). A fact of the process's runtime, read like
+    the CPU flags, not a setting: OpenMP took it when torch loaded."""
+    return os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
 
 
 def resolve_device(device: str) -> str:
