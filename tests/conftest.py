@@ -14,6 +14,7 @@ import soundfile as sf
 
 from models.fetch import ensure_model
 from voiceauth.config import Settings
+from voiceauth.store.repo import Store
 
 # AASIST scores every attempt by default (antispoof_mode=monitor: ~1 s CPU per verification here); tests that are
 # not about anti-spoofing run without it, the ones that are pass antispoof_mode explicitly (tests/antispoof,
@@ -132,3 +133,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     with postgres_scratch_schema(request.getfixturevalue("pg_database")) as url:
         yield url
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A store on a fresh SQLite file with the test keyring (files may define their own ``store``)."""
+    from tests.helpers import sqlite_store
+
+    s = sqlite_store(tmp_path / "store.db")
+    yield s
+    s.dispose()

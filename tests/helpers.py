@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -11,7 +14,7 @@ from voiceauth.store.db import create_db_engine
 from voiceauth.store.repo import Clock, Store
 from voiceauth.store.testing import FakeClock, test_keyring
 
-__all__ = ["q", "sqlite_store", "voice"]
+__all__ = ["MemoEngine", "q", "sqlite_store", "voice"]
 
 
 def q(speech_s: float = 3.0, codes: tuple[str, ...] = ("OK",)) -> Quality:
@@ -28,3 +31,21 @@ def voice(base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def sqlite_store(path: Path, clock: Clock | None = None) -> Store:
     """A store on a fresh SQLite file with the test keyring (call ``dispose`` when done)."""
     return Store(create_db_engine(f"sqlite+pysqlite:///{path}"), test_keyring(), clock=clock or FakeClock())
+
+
+class MemoEngine:
+    """Wraps the real engine and embeds each distinct clip once per test module (the real model is slow)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.memo, self.dim = inner, {}, inner.dim
+        self.precision, self.device = inner.precision, inner.device
+
+    def embed(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
+        key = (hashlib.sha256(np.ascontiguousarray(wav).tobytes()).hexdigest(), sample_rate)
+        if key not in self.memo:
+            self.memo[key] = self.inner.embed(wav, sample_rate)
+        out: np.ndarray = self.memo[key]
+        return out
+
+    def embed_batch(self, wavs: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
+        return np.stack([self.embed(w, sample_rate) for w in wavs])

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.helpers import MemoEngine
 from voiceauth.config import Settings
 from voiceauth.embedding.fake import FakeEngine
 from voiceauth.errors import AudioError
@@ -62,23 +62,6 @@ def test_short_or_refused_audio_is_never_embedded(tmp_path: Path) -> None:
     assert engine.calls == 2
     assert pipe.verify("acme", "george", make_utterance(x, sr)).decision == Decision.ACCEPT
     assert engine.calls == 3
-
-
-class MemoEngine:
-    """The real engine, each distinct waveform embedded once (both scorer variants reuse the embeddings)."""
-
-    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
-        self.inner, self.memo, self.dim = inner, {}, inner.dim
-        self.precision, self.device = inner.precision, inner.device
-
-    def embed(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
-        key = (hashlib.sha256(wav.tobytes()).hexdigest(), sample_rate)
-        if key not in self.memo:
-            self.memo[key] = self.inner.embed(wav, sample_rate)
-        return self.memo[key]
-
-    def embed_batch(self, wavs, sample_rate):  # type: ignore[no-untyped-def]
-        return np.stack([self.embed(w, sample_rate) for w in wavs])
 
 
 @pytest.fixture(scope="module")

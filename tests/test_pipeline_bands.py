@@ -7,7 +7,6 @@ its audit event.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.helpers import MemoEngine
 from voiceauth.audio.codecs import mulaw_encode
 from voiceauth.config import Settings
 from voiceauth.embedding.fake import FakeEngine
@@ -28,23 +28,6 @@ from voiceauth.verification import Decision
 from voiceauth.watchlist import COSINE_OPERATING_POINTS
 
 TARGET, IMPOSTOR = "5322", "5163"  # long, clean recordings of the evaluation half (M, F)
-
-
-class MemoEngine:
-    """The real engine, each distinct waveform embedded once (the scorer variants reuse the embeddings)."""
-
-    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
-        self.inner, self.memo, self.dim = inner, {}, inner.dim
-        self.precision, self.device = inner.precision, inner.device
-
-    def embed(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
-        key = (hashlib.sha256(np.ascontiguousarray(wav).tobytes()).hexdigest(), sample_rate)
-        if key not in self.memo:
-            self.memo[key] = self.inner.embed(wav, sample_rate)
-        return self.memo[key]
-
-    def embed_batch(self, wavs, sample_rate):  # type: ignore[no-untyped-def]
-        return np.stack([self.embed(w, sample_rate) for w in wavs])
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from enrollment.session import Enroller
-from tests.helpers import q, sqlite_store, voice
+from tests.helpers import q, voice
 from voiceauth.embedding.base import FloatArray
 from voiceauth.scoring.base import CosineScorer, Score
 from voiceauth.store.models import AuditEvent
@@ -30,13 +28,6 @@ class RecordingScorer(CosineScorer):
     def score(self, enrolled: FloatArray, probe: FloatArray, *, narrowband: bool, probe_speech_s: float) -> Score:
         self.bands.append(narrowband)
         return super().score(enrolled, probe, narrowband=narrowband, probe_speech_s=probe_speech_s)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = sqlite_store(tmp_path / "v.db")
-    yield s
-    s.dispose()
 
 
 @pytest.fixture

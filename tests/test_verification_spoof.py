@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy import select
 
 from enrollment.session import Enroller
-from tests.helpers import sqlite_store, voice
+from tests.helpers import voice
 from voiceauth.audio.types import Quality
 from voiceauth.scoring.base import CosineScorer
 from voiceauth.store.models import AuditEvent, ReplayFingerprint, VerificationAttempt
@@ -30,13 +28,6 @@ from voiceauth.verification import (
 from voiceauth.watchlist import COSINE_OPERATING_POINTS
 
 Q = Quality(net_speech_s=4.0, snr_db=30.0, clipping_ratio=0.0, level_dbfs=-20.0)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = sqlite_store(tmp_path / "v.db")
-    yield s
-    s.dispose()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 
 from enrollment.policy import EnrollmentPolicy, combine_embeddings, progress_percent
 from enrollment.session import Enroller
-from tests.helpers import q, sqlite_store, voice
+from tests.helpers import q, voice
 from voiceauth.errors import ConsentRequired, NotFound
 from voiceauth.scoring.base import CosineScorer
 from voiceauth.store.repo import Store
@@ -18,13 +17,6 @@ from voiceauth.watchlist import COSINE_OPERATING_POINTS
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "audio_samples"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = sqlite_store(tmp_path / "e.db")
-    yield s
-    s.dispose()
 
 
 @pytest.fixture

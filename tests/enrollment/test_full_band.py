@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from enrollment.policy import EnrollmentPolicy, combine_embeddings, full_band_voiceprint
 from enrollment.session import Enroller
-from tests.helpers import q, sqlite_store, voice
+from tests.helpers import q, voice
 from voiceauth.scoring.base import CosineScorer
 from voiceauth.store.repo import Store, StoredVoiceprint
 from voiceauth.watchlist import COSINE_OPERATING_POINTS
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = sqlite_store(tmp_path / "e.db")
-    yield s
-    s.dispose()
 
 
 @pytest.fixture
