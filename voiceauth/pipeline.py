@@ -151,11 +151,6 @@ class Pipeline:
         """The telephone-band embedding (``Utterance.speech``) alone."""
         return self.engine.embed(utt.speech, utt.sample_rate)
 
-    def embed_bands(self, utt: Utterance) -> tuple[FloatArray, FloatArray | None]:
-        """(telephone-band, full-band) embeddings: the full band only for wideband input (``speech_wide``), both
-        from one ``embed_batch`` call."""
-        return embed_bands(self.engine, utt)
-
     def embed_probe(self, utt: Utterance) -> tuple[FloatArray | None, FloatArray | None]:
         """A verification probe's (telephone-band, full-band) embeddings; (None, None) below the minimum speech.
 
@@ -163,7 +158,7 @@ class Pipeline:
         does not depend on what the claimed speaker enrolled, nor on whether the speaker exists."""
         if utt.quality.net_speech_s < self.min_verify_speech_s or utt.speech.size == 0:
             return None, None
-        return self.embed_bands(utt)
+        return embed_bands(self.engine, utt)
 
     # -- operations -------------------------------------------------------------------------------------
     def register(
@@ -185,7 +180,7 @@ class Pipeline:
     ) -> EnrollmentResult:
         utt = self.utterance(audio, **decode)
         usable = not screen_quality(utt.quality, self.enroller.policy) and utt.speech.size > 0
-        emb, wide = self.embed_bands(utt) if usable else (None, None)
+        emb, wide = embed_bands(self.engine, utt) if usable else (None, None)
         return self.enroller.enroll(
             tenant,
             external_ref,

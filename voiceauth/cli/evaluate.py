@@ -22,6 +22,7 @@ from voiceauth.cli._common import user_errors
 from voiceauth.config import Settings, get_settings
 from voiceauth.embedding.base import EmbeddingEngine, FloatArray
 from voiceauth.errors import ConfigError
+from voiceauth.pipeline import embed_bands
 from voiceauth.scoring.evaluation import evaluate as evaluate_scores
 from voiceauth.scoring.factory import create_scorer
 
@@ -73,12 +74,12 @@ def front_end_file(path: Path, settings: Settings) -> Utterance:
 def embed_utterance(utt: Utterance, engine: EmbeddingEngine, *, telephone_too: bool) -> FileEmbedding:
     """Embed a front-ended file; ``telephone_too`` also embeds a full-band file's telephone band (mixed pairs)."""
     net = utt.quality.net_speech_s
-    if utt.speech_wide is None:
-        return FileEmbedding(engine.embed(utt.speech, utt.sample_rate), None, True, net)
-    if not telephone_too:
+    if utt.speech_wide is not None and not telephone_too:
         return FileEmbedding(engine.embed(utt.speech_wide, utt.sample_rate), None, False, net)
-    both = engine.embed_batch([utt.speech_wide, utt.speech], utt.sample_rate)
-    return FileEmbedding(both[0], both[1], False, net)
+    tel, wide = embed_bands(engine, utt)  # the same call the service makes (both bands in one batch)
+    if wide is None:
+        return FileEmbedding(tel, None, True, net)
+    return FileEmbedding(wide, tel, False, net)
 
 
 def embed_file(path: Path, engine: EmbeddingEngine, settings: Settings) -> FileEmbedding:
