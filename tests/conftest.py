@@ -57,9 +57,11 @@ def model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def engine(model_dir: Path):  # type: ignore[no-untyped-def]
+    """SpeechBrain's modules in fp32 with the production's telephone-channel adaptation for telephone-band audio."""
     from voiceauth.embedding.ecapa import EcapaEngine
+    from voiceauth.embedding.telephone import ADAPTER_DIR
 
-    return EcapaEngine(model_dir, precision="fp32", device="cpu", verify=False)
+    return EcapaEngine(model_dir, precision="fp32", device="cpu", verify=False, telephone_adapter=ADAPTER_DIR)
 
 
 @contextmanager

@@ -40,12 +40,12 @@ class MemoEngine:
         self.inner, self.memo, self.dim = inner, {}, inner.dim
         self.precision, self.device = inner.precision, inner.device
 
-    def embed(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
-        key = (hashlib.sha256(np.ascontiguousarray(wav).tobytes()).hexdigest(), sample_rate)
+    def embed(self, wav: np.ndarray, sample_rate: int, *, telephone: bool = False) -> np.ndarray:
+        key = (hashlib.sha256(np.ascontiguousarray(wav).tobytes()).hexdigest(), sample_rate, telephone)
         if key not in self.memo:
-            self.memo[key] = self.inner.embed(wav, sample_rate)
+            self.memo[key] = self.inner.embed(wav, sample_rate, telephone=telephone)
         out: np.ndarray = self.memo[key]
         return out
 
-    def embed_batch(self, wavs: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
-        return np.stack([self.embed(w, sample_rate) for w in wavs])
+    def embed_batch(self, wavs: Sequence[np.ndarray], sample_rate: int, *, telephone: bool = False) -> np.ndarray:
+        return np.stack([self.embed(w, sample_rate, telephone=telephone) for w in wavs])

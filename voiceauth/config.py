@@ -47,6 +47,12 @@ class Settings(BaseSettings):
         default="auto",
         description="Embedding backend (voiceauth.embedding.backends); auto = fastest that holds accuracy here.",
     )
+    telephone_adapter: bool = Field(
+        default=True,
+        description="Embed telephone-band audio with ECAPA's first two blocks adapted to the telephone channel"
+        " (models/telephone, voiceauth.embedding.adapt); full-band audio always uses the released weights."
+        " Voiceprints and the shipped cohort are built with it: change it only together with re-enrolment.",
+    )
 
     # -- audio front end (voiceauth.audio) -------------------------------------------------------------
     max_upload_bytes: int = Field(default=20_000_000, ge=1024, description="Largest audio upload accepted.")

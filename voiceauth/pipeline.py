@@ -51,11 +51,12 @@ AudioInput = bytes | Utterance
 
 def embed_bands(engine: EmbeddingEngine, utt: Utterance) -> tuple[FloatArray, FloatArray | None]:
     """(telephone-band, full-band) embeddings of an utterance: the full band only when the front end kept one
-    (``Utterance.speech_wide``: wideband input), both from one ``embed_batch`` call."""
+    (``Utterance.speech_wide``: wideband input). Each band goes through its own network (the telephone band
+    through the telephone-adapted one, ``telephone=True``)."""
+    tel = engine.embed(utt.speech, utt.sample_rate, telephone=utt.speech_telephone)
     if utt.speech_wide is None or utt.speech_wide.size == 0:
-        return engine.embed(utt.speech, utt.sample_rate), None
-    both = engine.embed_batch([utt.speech, utt.speech_wide], utt.sample_rate)
-    return both[0], both[1]
+        return tel, None
+    return tel, engine.embed(utt.speech_wide, utt.sample_rate)
 
 
 def default_scoring(settings: Settings) -> tuple[Scorer, dict[str, float]]:
@@ -148,8 +149,8 @@ class Pipeline:
         return self.frontend.from_bytes(audio, **decode)
 
     def embed(self, utt: Utterance) -> FloatArray:
-        """The telephone-band embedding (``Utterance.speech``) alone."""
-        return self.engine.embed(utt.speech, utt.sample_rate)
+        """The embedding of ``Utterance.speech`` (the telephone band unless ``audio_band="wide"``) alone."""
+        return self.engine.embed(utt.speech, utt.sample_rate, telephone=utt.speech_telephone)
 
     def embed_probe(self, utt: Utterance) -> tuple[FloatArray | None, FloatArray | None]:
         """A verification probe's (telephone-band, full-band) embeddings; (None, None) below the minimum speech.

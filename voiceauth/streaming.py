@@ -248,19 +248,19 @@ class StreamingVerifier:
         return self._claim
 
     def _embed(self, speech_s: float, bands: tuple[str, ...], speech_wide: FloatArray | None) -> dict[str, FloatArray]:
-        """The embeddings of the speech so far in ``bands`` (cached per amount of speech), missing ones in one call."""
+        """The embeddings of the speech so far in ``bands`` (cached per amount of speech), each band by its network."""
         if abs(self._probes_at - speech_s) >= 1e-6:
             self._probes_at, self._probes = speech_s, {}
         missing = [b for b in bands if b not in self._probes]
         if missing:
-            wavs = [self.frontend.speech() if b == TELEPHONE_BAND else speech_wide for b in missing]
-            ready = [w for w in wavs if w is not None]
-            if len(ready) != len(wavs):
-                raise ValueError("a full-band embedding was asked of a stream without a full band")
-            embs = (
-                [self.engine.embed(ready[0], 16000)] if len(ready) == 1 else list(self.engine.embed_batch(ready, 16000))
-            )
-            self._probes.update(zip(missing, embs, strict=True))
+            for band in missing:  # each band through its own network (telephone band: the adapted one)
+                if band == TELEPHONE_BAND:
+                    wav, telephone = self.frontend.speech(), self.frontend.speech_is_telephone
+                elif speech_wide is not None:
+                    wav, telephone = speech_wide, False
+                else:
+                    raise ValueError("a full-band embedding was asked of a stream without a full band")
+                self._probes[band] = self.engine.embed(wav, 16000, telephone=telephone)
             self.evaluations += len(missing)
         return self._probes
 

@@ -50,18 +50,18 @@ class TimedEngine:
         self.precision = getattr(engine, "precision", "")
         self.device = getattr(engine, "device", "")
 
-    def embed(self, wav: FloatArray, sample_rate: int) -> FloatArray:
+    def embed(self, wav: FloatArray, sample_rate: int, *, telephone: bool = False) -> FloatArray:
         t0 = time.perf_counter()
         try:
-            return self.inner.embed(wav, sample_rate)
+            return self.inner.embed(wav, sample_rate, telephone=telephone)
         finally:
             self.metrics.model_latency.observe(time.perf_counter() - t0)
 
-    def embed_batch(self, wavs: Sequence[FloatArray], sample_rate: int) -> FloatArray:
-        """One model call for the batch (a 16 kHz upload's two bands), timed as one."""
+    def embed_batch(self, wavs: Sequence[FloatArray], sample_rate: int, *, telephone: bool = False) -> FloatArray:
+        """One model call for the batch, timed as one."""
         t0 = time.perf_counter()
         try:
-            return np.asarray(self.inner.embed_batch(wavs, sample_rate), dtype=np.float32)
+            return np.asarray(self.inner.embed_batch(wavs, sample_rate, telephone=telephone), dtype=np.float32)
         finally:
             self.metrics.model_latency.observe(time.perf_counter() - t0)
 

@@ -213,6 +213,11 @@ class StreamingFrontEnd:
         the speech found so far with its context (:func:`embedding_ranges`); empty when there is no speech."""
         return self._cut(self._audio16())
 
+    @property
+    def speech_is_telephone(self) -> bool:
+        """Whether :meth:`speech` is telephone band (everything but wideband input with ``audio_band="wide"``)."""
+        return not (self._cfg.band == "wide" and self.sample_rate > 8000 and not self.narrowband)
+
     def speech_wide(self) -> FloatArray | None:
         """The same as :meth:`speech` at full band, for wideband input with ``audio_band="auto"`` (or ``"wide"``,
         where it is ``speech`` itself); None for telephone input or ``audio_band="telephone"``."""
@@ -260,6 +265,7 @@ class StreamingFrontEnd:
         return Utterance(
             speech=self.speech(),
             speech_wide=self.speech_wide(),
+            speech_telephone=self.speech_is_telephone,
             sample_rate=TARGET_RATE,
             duration_s=round(self.duration_s, 4),
             narrowband=self.narrowband,

@@ -46,3 +46,6 @@ class Utterance:
     span: FloatArray | None = None
     # the same as ``speech`` at full band: wideband input with audio_band="auto" only (None otherwise)
     speech_wide: FloatArray | None = None
+    # whether ``speech`` is telephone band (embedded with the telephone-adapted network); False only for wideband
+    # input with audio_band="wide", where ``speech`` is the full band
+    speech_telephone: bool = True

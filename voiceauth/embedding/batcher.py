@@ -40,7 +40,13 @@ class BatcherClosed(VoiceAuthError):
 class _Request:
     wav: FloatArray
     sample_rate: int
+    telephone: bool = False
     future: Future[FloatArray] = field(default_factory=Future)
+
+    @property
+    def kind(self) -> tuple[int, bool]:
+        """Requests share a model call only with requests of the same rate and band."""
+        return self.sample_rate, self.telephone
 
 
 class DynamicBatcher:
@@ -70,9 +76,9 @@ class DynamicBatcher:
 
     # -- public API -------------------------------------------------------------------------------------
 
-    def submit(self, wav: FloatArray, sample_rate: int) -> Future[FloatArray]:
+    def submit(self, wav: FloatArray, sample_rate: int, *, telephone: bool = False) -> Future[FloatArray]:
         """Queue one waveform; the future resolves to its float32[dim] embedding (or the engine's error)."""
-        req = _Request(np.asarray(wav, dtype=np.float32), sample_rate)
+        req = _Request(np.asarray(wav, dtype=np.float32), sample_rate, telephone)
         with self._cond:
             if self._closed:
                 raise BatcherClosed("the embedding batcher is closed; create a new one")
@@ -82,9 +88,11 @@ class DynamicBatcher:
             self._cond.notify()
         return req.future
 
-    def embed(self, wav: FloatArray, sample_rate: int, timeout: float | None = None) -> FloatArray:
+    def embed(
+        self, wav: FloatArray, sample_rate: int, timeout: float | None = None, *, telephone: bool = False
+    ) -> FloatArray:
         """Blocking convenience: submit and wait."""
-        return self.submit(wav, sample_rate).result(timeout)
+        return self.submit(wav, sample_rate, telephone=telephone).result(timeout)
 
     @property
     def pending(self) -> int:
@@ -118,12 +126,12 @@ class DynamicBatcher:
                 if left <= 0:
                     break
                 self._cond.wait(left)
-            rate = self._queue[0].sample_rate
+            kind = self._queue[0].kind
             batch: list[_Request] = []
             keep: deque[_Request] = deque()
             while self._queue:
                 req = self._queue.popleft()
-                if req.sample_rate == rate and len(batch) < self.max_batch:
+                if req.kind == kind and len(batch) < self.max_batch:
                     batch.append(req)
                 else:
                     keep.append(req)
@@ -137,7 +145,7 @@ class DynamicBatcher:
                 continue
             try:
                 self.calls += 1
-                embs = self.engine.embed_batch([r.wav for r in live], live[0].sample_rate)
+                embs = self.engine.embed_batch([r.wav for r in live], live[0].sample_rate, telephone=live[0].telephone)
             except Exception as exc:  # one bad input must not fail its neighbours silently: retry one by one
                 if len(live) == 1:
                     live[0].future.set_exception(exc)
@@ -147,7 +155,7 @@ class DynamicBatcher:
                 )
                 for r in live:
                     try:
-                        r.future.set_result(self.engine.embed(r.wav, r.sample_rate))
+                        r.future.set_result(self.engine.embed(r.wav, r.sample_rate, telephone=r.telephone))
                     except Exception as one_exc:
                         r.future.set_exception(one_exc)
                 continue

@@ -23,11 +23,19 @@ from speechbrain.processing.features import InputNormalization
 
 from models.fetch import verify_dir
 from models.registry import ECAPA
-from voiceauth.embedding.base import EMBEDDING_DIM, FloatArray
+from voiceauth.embedding.base import EMBEDDING_DIM, FloatArray, is_telephone
 from voiceauth.embedding.precision import resolve_device, resolve_precision
 from voiceauth.errors import EmbeddingError, ModelError
 
-__all__ = ["MIN_SAMPLES", "MODEL_SAMPLE_RATE", "EcapaEngine", "load_checkpoint", "prepare_waveform", "to_model_rate"]
+__all__ = [
+    "MIN_SAMPLES",
+    "MODEL_SAMPLE_RATE",
+    "EcapaEngine",
+    "ecapa_tdnn",
+    "load_checkpoint",
+    "prepare_waveform",
+    "to_model_rate",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +80,25 @@ def prepare_waveform(
     return t
 
 
+def ecapa_tdnn(state: dict[str, Any], source: Path) -> ECAPA_TDNN:
+    """SpeechBrain's ECAPA-TDNN (spkrec-ecapa-voxceleb configuration) with ``state`` loaded, in eval mode."""
+    model = ECAPA_TDNN(
+        input_size=80,
+        channels=[1024, 1024, 1024, 1024, 3072],
+        kernel_sizes=[5, 3, 3, 3, 1],
+        dilations=[1, 2, 3, 4, 1],
+        attention_channels=128,
+        lin_neurons=EMBEDDING_DIM,
+    )
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ModelError(
+            f"{source} does not match the ECAPA-TDNN architecture: missing keys {missing[:5]}, "
+            f"unexpected keys {unexpected[:5]}"
+        )
+    return model.eval()
+
+
 class EcapaEngine:
     """The production embedding engine.
 
@@ -87,6 +114,7 @@ class EcapaEngine:
         device: str = "auto",
         num_threads: int | None = None,
         verify: bool = True,
+        telephone_adapter: Path | None = None,
     ) -> None:
         if verify:
             verify_dir(model_dir, ECAPA)
@@ -97,48 +125,42 @@ class EcapaEngine:
         self._lock = threading.Lock()
         self.fbank = Fbank(n_mels=80)
         self.norm = InputNormalization(norm_type="sentence", std_norm=False)
-        self.model = ECAPA_TDNN(
-            input_size=80,
-            channels=[1024, 1024, 1024, 1024, 3072],
-            kernel_sizes=[5, 3, 3, 3, 1],
-            dilations=[1, 2, 3, 4, 1],
-            attention_channels=128,
-            lin_neurons=EMBEDDING_DIM,
-        )
         ckpt = model_dir / "embedding_model.ckpt"
         state = load_checkpoint(ckpt)
-        missing, unexpected = self.model.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise ModelError(
-                f"{ckpt} does not match the ECAPA-TDNN architecture: missing keys {missing[:5]}, "
-                f"unexpected keys {unexpected[:5]}"
-            )
-        self.model.eval().to(self.device)
+        self.model = ecapa_tdnn(state, ckpt).to(self.device)
+        self.telephone_adapter = telephone_adapter
+        self.model_tel: ECAPA_TDNN | None = None  # the telephone-adapted network (models/telephone), if used
+        if telephone_adapter is not None:
+            from voiceauth.embedding.telephone import adapted_state, load_adapter
+
+            tel_state = adapted_state(state, load_adapter(telephone_adapter))
+            self.model_tel = ecapa_tdnn(tel_state, telephone_adapter).to(self.device)
         self.fbank.eval().to(self.device)
         self.norm.eval().to(self.device)
         log.info("ECAPA engine ready on %s in %s", self.device, self.precision)
 
     # -- public API -------------------------------------------------------------------------------------
 
-    def embed(self, wav: FloatArray, sample_rate: int) -> FloatArray:
-        out: FloatArray = self.embed_batch([wav], sample_rate)[0]
+    def embed(self, wav: FloatArray, sample_rate: int, *, telephone: bool = False) -> FloatArray:
+        out: FloatArray = self.embed_batch([wav], sample_rate, telephone=telephone)[0]
         return out
 
-    def embed_batch(self, wavs: Sequence[FloatArray], sample_rate: int) -> FloatArray:
+    def embed_batch(self, wavs: Sequence[FloatArray], sample_rate: int, *, telephone: bool = False) -> FloatArray:
         if len(wavs) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         tensors = [self._prepare(w, sample_rate) for w in wavs]
         with self._lock, torch.inference_mode():
-            emb = self._forward(tensors)
+            emb = self._forward(tensors, is_telephone(telephone, sample_rate))
         return emb
 
-    def embed_tensor16k(self, batch: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def embed_tensor16k(self, batch: torch.Tensor, lengths: torch.Tensor, telephone: bool = False) -> torch.Tensor:
         """Low-level: padded 16 kHz batch [n, time] + relative lengths [n] -> raw (unnormalised) embeddings."""
+        model = self.model_tel if telephone and self.model_tel is not None else self.model
         with torch.inference_mode():
             feats = self.fbank(batch.to(self.device))
             feats = self.norm(feats, lengths.to(self.device))
             with self._autocast():
-                emb = self.model(feats, lengths.to(self.device))
+                emb = model(feats, lengths.to(self.device))
         return emb.float().reshape(batch.shape[0], -1)
 
     # -- internals ---------------------------------------------------------------------------------------
@@ -152,7 +174,7 @@ class EcapaEngine:
             return nullcontext()
         return torch.autocast(self.device, dtype=dtype)
 
-    def _forward(self, tensors: list[torch.Tensor]) -> FloatArray:
+    def _forward(self, tensors: list[torch.Tensor], telephone: bool = False) -> FloatArray:
         """Embed utterances in batches of equal length.
 
         Zero padding is not neutral for ECAPA (its convolutions reflect-pad at the true end of a signal, and
@@ -166,7 +188,7 @@ class EcapaEngine:
             groups.setdefault(t.numel(), []).append(i)
         for idx in groups.values():
             batch = torch.stack([tensors[i] for i in idx])
-            emb = self.embed_tensor16k(batch, torch.ones(len(idx)))
+            emb = self.embed_tensor16k(batch, torch.ones(len(idx)), telephone)
             out[idx] = torch.nn.functional.normalize(emb, dim=-1).cpu()
         result: FloatArray = out.numpy().astype(np.float32)
         return result

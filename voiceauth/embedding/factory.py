@@ -6,6 +6,7 @@ from models.fetch import ensure_model
 from voiceauth.config import Settings
 from voiceauth.embedding.backends import create_backend
 from voiceauth.embedding.base import EmbeddingEngine
+from voiceauth.embedding.telephone import ADAPTER_DIR
 
 __all__ = ["create_engine"]
 
@@ -25,4 +26,5 @@ def create_engine(settings: Settings, fetch: bool = True) -> EmbeddingEngine:
         device=settings.device,
         num_threads=settings.num_threads,
         verify=False,  # ensure_model has just verified every file
+        telephone_adapter=ADAPTER_DIR if settings.telephone_adapter else None,
     )

@@ -23,7 +23,7 @@ class FakeEngine:
     def __init__(self) -> None:
         self.calls = 0
 
-    def embed(self, wav: FloatArray, sample_rate: int) -> FloatArray:
+    def embed(self, wav: FloatArray, sample_rate: int, *, telephone: bool = False) -> FloatArray:
         self.calls += 1
         x = np.asarray(wav, dtype=np.float64)
         n_fft = 512
@@ -38,5 +38,5 @@ class FakeEngine:
         out = vec / norm if norm > 0 else np.full(self.dim, 1.0 / np.sqrt(self.dim))
         return out.astype(np.float32)
 
-    def embed_batch(self, wavs: Sequence[FloatArray], sample_rate: int) -> FloatArray:
-        return np.stack([self.embed(w, sample_rate) for w in wavs]).astype(np.float32)
+    def embed_batch(self, wavs: Sequence[FloatArray], sample_rate: int, *, telephone: bool = False) -> FloatArray:
+        return np.stack([self.embed(w, sample_rate, telephone=telephone) for w in wavs]).astype(np.float32)

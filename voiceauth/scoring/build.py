@@ -85,13 +85,13 @@ def embed_pieces(
         rates.append(utt.sample_rate if keep else p.sample_rate)
         narrow.append(utt.speech_wide is None)
         net.append(float(utt.quality.net_speech_s))
-    order = sorted(range(len(pieces)), key=lambda i: (rates[i], speech[i].size))
+    order = sorted(range(len(pieces)), key=lambda i: (rates[i], narrow[i], speech[i].size))
     out = np.zeros((len(pieces), engine.dim), dtype=np.float64)
     i = 0
     while i < len(order):
-        sr = rates[order[i]]
-        idx = [j for j in order[i : i + batch_size] if rates[j] == sr]
-        out[idx] = engine.embed_batch([speech[j] for j in idx], sr)
+        kind = (rates[order[i]], narrow[order[i]])
+        idx = [j for j in order[i : i + batch_size] if (rates[j], narrow[j]) == kind]
+        out[idx] = engine.embed_batch([speech[j] for j in idx], kind[0], telephone=kind[1])
         i += len(idx)
         log.info("embedded %d / %d pieces", i, len(order))
     return out, np.array(narrow, dtype=bool), np.array(net, dtype=np.float64)
@@ -103,8 +103,15 @@ def production_tag(engine: EmbeddingEngine, settings: Any) -> str:
 
 
 def engine_tag(engine: EmbeddingEngine) -> str:
-    """A short name for the engine's numerics (cache key): class and precision, e.g. ``FusedEngine-int8``."""
-    return f"{type(engine).__name__}-{getattr(engine, 'precision', 'unknown')}"
+    """A short name for the engine's numerics (cache key): class, precision and the telephone adaptation's digest,
+    e.g. ``FusedEngine-int8-tel1a2b3c4d``."""
+    tag = f"{type(engine).__name__}-{getattr(engine, 'precision', 'unknown')}"
+    adapter = getattr(engine, "telephone_adapter", None)
+    if adapter is not None:
+        from voiceauth.embedding.telephone import adapter_digest
+
+        tag += f"-tel{adapter_digest(adapter)[:8]}"
+    return tag
 
 
 Embedded = tuple[F64, npt.NDArray[np.bool_], F64]  # embeddings [n, dim], narrowband flags, net speech s

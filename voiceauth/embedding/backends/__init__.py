@@ -58,24 +58,51 @@ def create_backend(
     device: str = "auto",
     num_threads: int | None = None,
     verify: bool = True,
+    telephone_adapter: Path | None = None,
 ) -> EmbeddingEngine:
-    """Build backend ``name`` on the verified model files; ``precision`` applies to ``speechbrain``/``fused``."""
+    """Build backend ``name`` on the verified model files; ``precision`` applies to ``speechbrain``/``fused``.
+
+    ``telephone_adapter``: folder of the telephone-channel adaptation (:mod:`voiceauth.embedding.telephone`) the
+    engine uses for telephone-band audio; None = the released network for every band."""
     dev = resolve_device(device)
     # an explicit precision with backend "auto" means: the fused engine in that precision
     backend = "fused" if name == "auto" and precision != "auto" else resolve_backend(name, dev)
     if backend == "speechbrain":
-        return EcapaEngine(model_dir, precision=precision, device=dev, num_threads=num_threads, verify=verify)
+        return EcapaEngine(
+            model_dir,
+            precision=precision,
+            device=dev,
+            num_threads=num_threads,
+            verify=verify,
+            telephone_adapter=telephone_adapter,
+        )
     if backend == "onnx-int8":
         if precision not in ("auto", "int8"):
             raise ConfigError(f"backend 'onnx-int8' runs in int8; precision {precision!r} does not apply")
         from voiceauth.embedding.backends.onnx import OnnxEngine  # optional dependency: imported on use
 
-        return OnnxEngine(model_dir, mode="int8", device=dev, num_threads=num_threads, verify=verify)
+        return OnnxEngine(
+            model_dir,
+            mode="int8",
+            device=dev,
+            num_threads=num_threads,
+            verify=verify,
+            telephone_adapter=telephone_adapter,
+        )
     if backend == "fused-int8":
         if precision not in ("auto", "int8"):
             raise ConfigError(f"backend 'fused-int8' runs in int8; precision {precision!r} does not apply")
-        return FusedEngine(model_dir, mode="int8", device=dev, num_threads=num_threads, verify=verify)
+        return FusedEngine(
+            model_dir,
+            mode="int8",
+            device=dev,
+            num_threads=num_threads,
+            verify=verify,
+            telephone_adapter=telephone_adapter,
+        )
     mode = precision
     if mode == "auto" and dev == "cpu":
         mode = "bf16" if cpu_has_bf16() else "fp32"
-    return FusedEngine(model_dir, mode=mode, device=dev, num_threads=num_threads, verify=verify)
+    return FusedEngine(
+        model_dir, mode=mode, device=dev, num_threads=num_threads, verify=verify, telephone_adapter=telephone_adapter
+    )

@@ -25,9 +25,10 @@ from models.fetch import verify_dir
 from models.registry import ECAPA
 from voiceauth.embedding.backends.fused import FusedEcapa
 from voiceauth.embedding.backends.int8 import BF16_LAYERS, int8_available, quantize_model
-from voiceauth.embedding.base import EMBEDDING_DIM, FloatArray
+from voiceauth.embedding.base import EMBEDDING_DIM, FloatArray, is_telephone
 from voiceauth.embedding.ecapa import MODEL_SAMPLE_RATE, load_checkpoint, prepare_waveform
 from voiceauth.embedding.precision import cpu_has_amx, cpu_has_bf16, resolve_device
+from voiceauth.embedding.telephone import adapted_state, load_adapter
 from voiceauth.errors import ConfigError
 
 __all__ = ["MODES", "FusedEngine", "resolve_mode"]
@@ -77,6 +78,7 @@ class FusedEngine:
         verify: bool = True,
         max_pad_ratio: float = 1.25,
         max_batch_frames: int = 2_000,
+        telephone_adapter: Path | None = None,
     ) -> None:
         if verify:
             verify_dir(model_dir, ECAPA)
@@ -88,38 +90,49 @@ class FusedEngine:
         self.max_batch_frames = max_batch_frames
         ckpt = model_dir / "embedding_model.ckpt"
         state = load_checkpoint(ckpt)
-        model = FusedEcapa(state).eval()
-        if self.precision == "int8":
-            quantize_model(model, bf16_layers=BF16_LAYERS if cpu_has_bf16() else ())
-        self.model = model.to(self.device)
+        self.model = self._build(state)
+        # telephone-band audio runs through ECAPA with its first two blocks adapted to the channel (models/telephone)
+        self.telephone_adapter = telephone_adapter
+        self.model_tel = (
+            self._build(adapted_state(state, load_adapter(telephone_adapter)))
+            if telephone_adapter is not None
+            else None
+        )
         self.fbank = Fbank(n_mels=80).eval().to(self.device)
         self.norm = InputNormalization(norm_type="sentence", std_norm=False).eval().to(self.device)
         self._resamplers: dict[int, T.Resample] = {}
         self._lock = threading.Lock()
         log.info("fused ECAPA engine ready on %s in %s", self.device, self.precision)
 
+    def _build(self, state: dict[str, Any]) -> FusedEcapa:
+        model = FusedEcapa(state).eval()
+        if self.precision == "int8":
+            quantize_model(model, bf16_layers=BF16_LAYERS if cpu_has_bf16() else ())
+        return model.to(self.device)
+
     # -- public API -------------------------------------------------------------------------------------
 
-    def embed(self, wav: FloatArray, sample_rate: int) -> FloatArray:
-        out: FloatArray = self.embed_batch([wav], sample_rate)[0]
+    def embed(self, wav: FloatArray, sample_rate: int, *, telephone: bool = False) -> FloatArray:
+        out: FloatArray = self.embed_batch([wav], sample_rate, telephone=telephone)[0]
         return out
 
-    def embed_batch(self, wavs: Sequence[FloatArray], sample_rate: int) -> FloatArray:
+    def embed_batch(self, wavs: Sequence[FloatArray], sample_rate: int, *, telephone: bool = False) -> FloatArray:
         if len(wavs) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        tel = is_telephone(telephone, sample_rate) and self.model_tel is not None
         with self._lock, torch.inference_mode():
             tensors = [self._prepare(w, sample_rate) for w in wavs]
             out = torch.empty(len(tensors), self.dim)
             for group in self._groups([t.numel() for t in tensors]):
-                out[group] = self._forward([tensors[i] for i in group]).cpu()
+                out[group] = self._forward([tensors[i] for i in group], tel).cpu()
         result: FloatArray = torch.nn.functional.normalize(out, dim=-1).numpy().astype(np.float32)
         return result
 
     def embed_tensor16k(self, batch: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Low-level: padded 16 kHz batch ``[n, time]`` + relative lengths ``[n]`` -> raw embeddings ``[n, 192]``.
 
-        Features are computed on the padded batch as SpeechBrain does; the network then treats each
-        utterance at its own frame count (``ceil(length * frames)``).
+        Features are computed on the padded batch as SpeechBrain does; the network (the released, full-band one)
+        then treats each utterance at its own frame count (``ceil(length * frames)``).
         """
         with torch.inference_mode():
             batch = batch.to(self.device)
@@ -169,16 +182,17 @@ class FusedEngine:
             return nullcontext()
         return torch.autocast(self.device, dtype=dtype)
 
-    def _network(self, feats: torch.Tensor, frames: torch.Tensor | None) -> torch.Tensor:
+    def _network(self, feats: torch.Tensor, frames: torch.Tensor | None, telephone: bool = False) -> torch.Tensor:
+        model = self.model_tel if telephone and self.model_tel is not None else self.model
         with self._autocast():
-            emb = self.model(feats, frames)
+            emb = model(feats, frames)
         return emb.float()
 
-    def _forward(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+    def _forward(self, tensors: list[torch.Tensor], telephone: bool = False) -> torch.Tensor:
         """Each utterance's own features, zero-padded to a batch; the network masks and reflects per utterance."""
         feats = [self.features(t) for t in tensors]
         if len(feats) == 1:
-            return self._network(feats[0][None], None)
+            return self._network(feats[0][None], None, telephone)
         frames = torch.tensor([f.shape[0] for f in feats], device=self.device)
         batch = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
-        return self._network(batch, frames)
+        return self._network(batch, frames, telephone)

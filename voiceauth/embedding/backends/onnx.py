@@ -35,6 +35,7 @@ from models.fetch import sha256_file
 from voiceauth.embedding.backends.engine import FusedEngine
 from voiceauth.embedding.backends.fused import FusedEcapa
 from voiceauth.embedding.backends.int8 import FP32_LAYERS
+from voiceauth.embedding.telephone import adapter_digest
 from voiceauth.errors import ConfigError, ModelError
 
 __all__ = [
@@ -256,17 +257,31 @@ class OnnxEngine(FusedEngine):
         if device not in ("cpu", "auto"):
             raise ConfigError(f"the ONNX backend runs on the CPU only; device {device!r} does not apply")
         super().__init__(model_dir, mode="fp32", device="cpu", num_threads=num_threads, verify=verify, **kwargs)
+        self._ort = ort
+        self._threads = num_threads or torch.get_num_threads()
         path = cache_path(model_dir, mode)
         if cache_dir is not None:
             path = cache_dir / path.name
+        self._session = self._load(self.model, path, mode)
+        self._session_tel = None
+        if self.model_tel is not None and self.telephone_adapter is not None:
+            tel_path = path.with_name(f"{path.stem}-tel{adapter_digest(self.telephone_adapter)[:16]}.onnx")
+            self._session_tel = self._load(self.model_tel, tel_path, mode)
+        self.precision = mode
+        self.onnx_path = path
+        log.info("ONNX Runtime ECAPA engine ready (%s, %s)", mode, path.name)
+
+    def _load(self, model: FusedEcapa, path: Path, mode: str) -> Any:
+        """An ONNX Runtime session of ``model``: the graph cached at ``path``, exported (and stored) if missing."""
+        ort = self._ort
         source: str | bytes = str(path)
         if not path.is_file():
             log.info("exporting the fused ECAPA to ONNX (%s) for %s", mode, path)
-            graph = _build(self.model, mode)
+            graph = _build(model, mode)
             if not _store(graph, path):
                 source = graph
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = num_threads or torch.get_num_threads()
+        opts.intra_op_num_threads = self._threads
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -274,16 +289,14 @@ class OnnxEngine(FusedEngine):
         # spinning threads take the cores the others need; no cost measured on the 2-core Zen 4
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self._session = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own types for damaged files
             raise ModelError(f"could not load the ONNX graph {path}: {exc}; delete it to rebuild it") from exc
-        self.precision = mode
-        self.onnx_path = path
-        log.info("ONNX Runtime ECAPA engine ready (%s, %s)", mode, path.name)
 
-    def _network(self, feats: torch.Tensor, frames: torch.Tensor | None) -> torch.Tensor:
+    def _network(self, feats: torch.Tensor, frames: torch.Tensor | None, telephone: bool = False) -> torch.Tensor:
         if frames is None:
             frames = torch.full((feats.shape[0],), feats.shape[1], dtype=torch.long)
         inputs = {"feats": feats.float().contiguous().numpy(), "frames": frames.long().numpy()}
-        (emb,) = self._session.run(["emb"], inputs)
+        session = self._session_tel if telephone and self._session_tel is not None else self._session
+        (emb,) = session.run(["emb"], inputs)
         return torch.from_numpy(emb)
