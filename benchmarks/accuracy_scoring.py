@@ -49,7 +49,7 @@ from voiceauth.embedding.reference import load_reference
 from voiceauth.scoring.build import Embedded, embed_cached, embed_pieces, production_tag
 from voiceauth.scoring.candidates import CANDIDATES, make_backend, trial_scores
 from voiceauth.scoring.evalsets import Piece, fsdd_digit_strings, librispeech_pieces, load_librispeech, split_readers
-from voiceauth.scoring.evaluation import evaluate
+from voiceauth.scoring.evaluation import evaluate, pair_scores
 from voiceauth.scoring.factory import create_scorer
 from voiceauth.scoring.metrics import eer, min_dcf
 from voiceauth.scoring.shipped import load_backend_json
@@ -108,6 +108,26 @@ def embed_reference(ref: Any, pieces: Sequence[Piece], batch: int = 8) -> Embedd
             out[idx] = ref.encode_batch(x, lens).reshape(len(idx), -1).numpy()
         log.info("reference: %d / %d pieces", min(start + batch, len(order)), len(order))
     return out, np.array([p.sample_rate <= 8000 for p in pieces]), np.array([p.seconds for p in pieces])
+
+
+def operating_point_rates(
+    scorer: Any, emb: np.ndarray, speakers: Sequence[str], nb: Sequence[bool], net: Sequence[float]
+) -> dict[str, dict[str, float]]:
+    """False-accept and false-reject rates of the calibrated score at the shipped operating points (accept when
+    the score is at least the threshold, as the verifier decides)."""
+    from voiceauth.scoring.operating_points import default_operating_points
+
+    _, _, cal, iu, ju = pair_scores(scorer, emb, nb, net)
+    spk = np.asarray(speakers)
+    same = spk[iu] == spk[ju]
+    return {
+        name: {
+            "threshold": float(thr),
+            "far": float(np.mean(cal[~same] >= thr)),
+            "frr": float(np.mean(cal[same] < thr)),
+        }
+        for name, thr in sorted(default_operating_points().items())
+    }
 
 
 def cosine_metrics(emb: np.ndarray, speakers: Sequence[str]) -> tuple[float, float]:
@@ -190,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "production_min_dcf": res["min_dcf"],
             "relative_eer_change": (res["eer"] - b_eer) / b_eer if b_eer > 0 else float("nan"),
             "narrowband_files": int(nb.sum()),
+            "operating_points": operating_point_rates(scorer, emb, speakers, nb.tolist(), net.tolist()),
         }
         if not args.no_ablation:
             row["ablation"] = ablation(cohort, cohort_spk, emb, speakers, "g711_mulaw" if telephone else "wideband")
@@ -241,7 +262,7 @@ def report(rows: list[dict[str, Any]], checks: dict[str, Any], meta: dict[str, A
         f" front end (speech with context; band per `audio_band`) + `{meta['engine']}` engine + shipped back end"
         " (wideband:"
         f" `{meta['shipped_choice']['wideband']}`, narrowband: `{meta['shipped_choice']['narrowband']}`),"
-        " calibration and the guard (centred cosine); EER of the calibrated score.",
+        " calibration and the raw-cosine guard; EER of the calibrated score.",
         "",
         "| set | files | target / non-target trials | baseline EER | engine cosine EER | production EER "
         "| change | baseline minDCF | production minDCF |",
@@ -254,6 +275,26 @@ def report(rows: list[dict[str, Any]], checks: dict[str, Any], meta: dict[str, A
             f"{100 * r['relative_eer_change']:+.1f}% | {r['baseline_min_dcf']:.3f} | {r['production_min_dcf']:.3f} |"
         )
     lines += ["", "Checks: " + ", ".join(f"{k} = {v}" for k, v in checks.items()), ""]
+    with_points = [r for r in rows if "operating_points" in r]
+    if with_points:
+        names = list(with_points[0]["operating_points"])
+        lines += [
+            "False-accept / false-reject rates (%) of production decisions at the shipped operating points"
+            " (thresholds on the calibrated score; targets: FAR 0.1% `high_security`, 0.5% `balanced`, 1%"
+            " `convenience`, measured on the cohort half):",
+            "",
+            "| set | "
+            + " | ".join(f"{n} ({with_points[0]['operating_points'][n]['threshold']:.1f})" for n in names)
+            + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        for r in with_points:
+            cells = [
+                f"{100 * r['operating_points'][n]['far']:.2f} / {100 * r['operating_points'][n]['frr']:.1f}"
+                for n in names
+            ]
+            lines.append(f"| {r['set']} | " + " | ".join(cells) + " |")
+        lines.append("")
     with_ablation = [r for r in rows if "ablation" in r]
     if with_ablation:
         lines += [
