@@ -134,22 +134,26 @@ def test_phone_enrolment_verifies_wideband_uploads_in_the_telephone_band(
     assert bands(pipe) == ["telephone"]
 
 
-def test_wideband_audio_is_embedded_in_both_bands_in_one_engine_call(tmp_path: Path) -> None:
-    class CountingEngine(FakeEngine):
+def test_each_band_is_embedded_by_its_own_network_whoever_is_claimed(tmp_path: Path) -> None:
+    """The telephone band goes to the engine with ``telephone=True`` (the telephone-adapted network), the full band
+    with ``telephone=False``; a wideband probe is embedded in both bands whatever the claimed voiceprint holds."""
+
+    class RecordingEngine(FakeEngine):
         def __init__(self) -> None:
             super().__init__()
-            self.batches: list[int] = []
+            self.flags: list[bool] = []
 
-        def embed_batch(self, wavs, sample_rate):  # type: ignore[no-untyped-def]
-            self.batches.append(len(wavs))
-            return super().embed_batch(wavs, sample_rate)
+        def embed(self, wav, sample_rate, *, telephone=False):  # type: ignore[no-untyped-def]
+            self.flags.append(telephone)
+            return super().embed(wav, sample_rate)
 
-    engine = CountingEngine()
+    engine = RecordingEngine()
     pipe = make_pipe(tmp_path, engine, (CosineScorer(), dict(COSINE_OPERATING_POINTS)))
     x = np.random.default_rng(0).standard_normal(16000 * 5).astype(np.float32) * 0.1
     pipe.enroll("acme", "reader", make_utterance(x, 16000, wide=True))
     pipe.enroll("acme", "reader", make_utterance(x, 16000, net_speech_s=4.0))  # a telephone-band-only utterance
-    assert engine.batches == [2] and engine.calls == 3
+    assert engine.flags == [True, False, True]
     pipe.verify("acme", "reader", make_utterance(x, 16000, wide=True))
+    pipe.verify("acme", "nobody", make_utterance(x, 16000, wide=True))  # unknown speaker: the same work
     pipe.verify("acme", "reader", make_utterance(x[: 16000 * 2], 16000, wide=True))  # too short: not embedded
-    assert engine.batches == [2, 2] and engine.calls == 5
+    assert engine.flags == [True, False, True, True, False, True, False]

@@ -41,11 +41,11 @@ class StubEngine:
     def __init__(self, vec: FloatArray) -> None:
         self.vec, self.calls = vec, 0
 
-    def embed(self, wav: FloatArray, sample_rate: int) -> FloatArray:
+    def embed(self, wav: FloatArray, sample_rate: int, *, telephone: bool = False) -> FloatArray:
         self.calls += 1
         return self.vec
 
-    def embed_batch(self, wavs: list[FloatArray], sample_rate: int) -> FloatArray:
+    def embed_batch(self, wavs: list[FloatArray], sample_rate: int, *, telephone: bool = False) -> FloatArray:
         return np.stack([self.embed(w, sample_rate) for w in wavs])
 
 

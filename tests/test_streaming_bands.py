@@ -36,14 +36,16 @@ class BandEngine:
     def __init__(self, tel: FloatArray, wide: FloatArray) -> None:
         self.tel, self.wide, self.seen = tel, wide, []
 
-    def embed(self, wav: FloatArray, sample_rate: int) -> FloatArray:
+    def embed(self, wav: FloatArray, sample_rate: int, *, telephone: bool = False) -> FloatArray:
         power = np.abs(np.fft.rfft(wav)) ** 2
         high = power[np.fft.rfftfreq(wav.size, 1 / sample_rate) > 4200].sum() / max(power.sum(), 1e-20)
         band = "full" if high > 1e-3 else "telephone"
+        # the engine is told which band it embeds (the telephone band goes through the telephone-adapted network)
+        assert telephone == (band == "telephone"), (band, telephone)
         self.seen.append(band)
         return self.wide if band == "full" else self.tel
 
-    def embed_batch(self, wavs: list[FloatArray], sample_rate: int) -> FloatArray:
+    def embed_batch(self, wavs: list[FloatArray], sample_rate: int, *, telephone: bool = False) -> FloatArray:
         return np.stack([self.embed(w, sample_rate) for w in wavs])
 
 

@@ -36,10 +36,10 @@ class StubEngine:
 
     dim, precision, device = 192, "fp32", "cpu"
 
-    def embed(self, wav: FloatArray, sample_rate: int) -> FloatArray:
+    def embed(self, wav: FloatArray, sample_rate: int, *, telephone: bool = False) -> FloatArray:
         return E0
 
-    def embed_batch(self, wavs: list[FloatArray], sample_rate: int) -> FloatArray:
+    def embed_batch(self, wavs: list[FloatArray], sample_rate: int, *, telephone: bool = False) -> FloatArray:
         return np.stack([E0 for _ in wavs])
 
 

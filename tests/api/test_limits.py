@@ -18,7 +18,7 @@ class SlowEngine(FakeEngine):
         super().__init__()
         self.delay_s, self.gate = delay_s, gate
 
-    def embed(self, wav: Any, sample_rate: int) -> Any:
+    def embed(self, wav: Any, sample_rate: int, *, telephone: bool = False) -> Any:
         if self.gate is not None:
             self.gate.wait(30)
         else:

@@ -24,13 +24,13 @@ class GatedEngine(FakeEngine):
         self.gate.set()
         self.entered = threading.Event()
 
-    def embed_batch(self, wavs: Sequence[FloatArray], sample_rate: int) -> FloatArray:
+    def embed_batch(self, wavs: Sequence[FloatArray], sample_rate: int, *, telephone: bool = False) -> FloatArray:
         self.entered.set()
         self.gate.wait(5)
         self.batches.append(len(wavs))
         return super().embed_batch(wavs, sample_rate)
 
-    def embed(self, wav: FloatArray, sample_rate: int) -> FloatArray:
+    def embed(self, wav: FloatArray, sample_rate: int, *, telephone: bool = False) -> FloatArray:
         if not np.all(np.isfinite(wav)):
             raise EmbeddingError("waveform contains NaN or Inf samples")
         return super().embed(wav, sample_rate)
