@@ -48,16 +48,16 @@ def subject_names(device: str, quick: bool = False) -> list[str]:
     names = ["speechbrain-fp32", "fused-fp32", "fused-int8"]
     if cpu_has_bf16() or not quick:  # bf16 without AMX / AVX512-BF16 is emulated: slower, shown once for the record
         names += ["speechbrain-bf16", "fused-bf16"]
-    if not quick and onnxruntime_available():
-        names.append("onnx-int8")
+    if onnxruntime_available() and (not quick or production_name(device) == "onnx-int8"):
+        names.append("onnx-int8")  # --quick measures it only where it is the production backend
     return [REFERENCE, *names]
 
 
 def production_name(device: str) -> str:
     """The subject that ``create_engine(Settings())`` builds on this machine (backend ``auto``)."""
     backend = resolve_backend("auto", device)
-    if backend == "fused-int8":
-        return "fused-int8"
+    if backend in ("fused-int8", "onnx-int8"):
+        return backend
     if device == "cuda":
         return "fused-bf16" if torch.cuda.is_bf16_supported() else "fused-fp16"
     return "fused-bf16" if cpu_has_bf16() else "fused-fp32"

@@ -129,7 +129,9 @@ def test_backend_selection_is_honest_about_the_hardware(monkeypatch: pytest.Monk
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     assert resolve_backend("auto", "cpu") == "fused-int8"
     monkeypatch.setattr(backends, "cpu_has_amx", lambda: True)
-    assert resolve_backend("auto", "cpu") == "fused"  # bf16 on AMX CPUs
+    assert resolve_backend("auto", "cpu") == "fused"  # bf16 on AMX CPUs without ONNX Runtime
+    monkeypatch.setattr(onnx_mod, "onnxruntime_available", lambda: True)
+    assert resolve_backend("auto", "cpu") == "onnx-int8"  # ONNX Runtime's int8 beats bf16 on AMX, either policy
     assert resolve_backend("auto", "cuda") == "fused"
     assert resolve_backend("speechbrain", "cpu") == "speechbrain"
     with pytest.raises(ConfigError, match="'onnx' is not supported"):

@@ -31,7 +31,9 @@ BACKENDS = ("auto", "speechbrain", "fused", "fused-int8", "onnx-int8")
 def resolve_backend(name: str, device: str) -> str:
     """``auto`` -> the fastest backend that holds accuracy on ``device`` (measured by ``python -m benchmarks``).
 
-    CUDA: ``fused`` (fp16/bf16 autocast). CPU with AMX: ``fused`` in bf16. Other x86 CPUs, AVX512-BF16 ones without
+    CUDA: ``fused`` (fp16/bf16 autocast). CPU with AMX: ``onnx-int8`` where ONNX Runtime is installed, else
+    ``fused`` in bf16 (2-core Xeon with AMX, 3 s, 2 threads, either OpenMP wait policy: onnx-int8 53-54 ms,
+    fused-int8 70-77 ms, fused-bf16 75-85 ms, SpeechBrain 650-740 ms). Other x86 CPUs, AVX512-BF16 ones without
     AMX included (AMD Zen 4: int8 VNNI runs 1.4x faster than native bf16 there): int8, in ONNX Runtime
     (``onnx-int8``) when it is installed and OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE``, the ``voiceauth``
     command's default), else ``fused-int8``. Measured on Zen 4, 3 s, 2 threads, back to back: PASSIVE onnx-int8
@@ -41,13 +43,14 @@ def resolve_backend(name: str, device: str) -> str:
         raise ConfigError(f"embedding backend {name!r} is not supported; use one of {', '.join(BACKENDS)}")
     if name != "auto":
         return name
-    if device == "cuda" or cpu_has_amx() or not int8_available():
+    if device == "cuda" or not int8_available():
         return "fused"
-    if openmp_threads_sleep():
-        from voiceauth.embedding.backends.onnx import onnxruntime_available
+    from voiceauth.embedding.backends.onnx import onnxruntime_available
 
-        if onnxruntime_available():
-            return "onnx-int8"
+    if cpu_has_amx():
+        return "onnx-int8" if onnxruntime_available() else "fused"
+    if openmp_threads_sleep() and onnxruntime_available():
+        return "onnx-int8"
     return "fused-int8"
 
 
