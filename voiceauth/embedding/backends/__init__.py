@@ -15,6 +15,7 @@ The benchmark suite (``python -m benchmarks``) measures every backend against Sp
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from voiceauth.embedding.backends.engine import FusedEngine
 from voiceauth.embedding.backends.int8 import int8_available
@@ -70,42 +71,23 @@ def create_backend(
     dev = resolve_device(device)
     # an explicit precision with backend "auto" means: the fused engine in that precision
     backend = "fused" if name == "auto" and precision != "auto" else resolve_backend(name, dev)
+    common: dict[str, Any] = {
+        "device": dev,
+        "num_threads": num_threads,
+        "verify": verify,
+        "telephone_adapter": telephone_adapter,
+    }
     if backend == "speechbrain":
-        return EcapaEngine(
-            model_dir,
-            precision=precision,
-            device=dev,
-            num_threads=num_threads,
-            verify=verify,
-            telephone_adapter=telephone_adapter,
-        )
-    if backend == "onnx-int8":
+        return EcapaEngine(model_dir, precision=precision, **common)
+    if backend in ("onnx-int8", "fused-int8"):
         if precision not in ("auto", "int8"):
-            raise ConfigError(f"backend 'onnx-int8' runs in int8; precision {precision!r} does not apply")
+            raise ConfigError(f"backend {backend!r} runs in int8; precision {precision!r} does not apply")
+        if backend == "fused-int8":
+            return FusedEngine(model_dir, mode="int8", **common)
         from voiceauth.embedding.backends.onnx import OnnxEngine  # optional dependency: imported on use
 
-        return OnnxEngine(
-            model_dir,
-            mode="int8",
-            device=dev,
-            num_threads=num_threads,
-            verify=verify,
-            telephone_adapter=telephone_adapter,
-        )
-    if backend == "fused-int8":
-        if precision not in ("auto", "int8"):
-            raise ConfigError(f"backend 'fused-int8' runs in int8; precision {precision!r} does not apply")
-        return FusedEngine(
-            model_dir,
-            mode="int8",
-            device=dev,
-            num_threads=num_threads,
-            verify=verify,
-            telephone_adapter=telephone_adapter,
-        )
+        return OnnxEngine(model_dir, mode="int8", **common)
     mode = precision
     if mode == "auto" and dev == "cpu":
         mode = "bf16" if cpu_has_bf16() else "fp32"
-    return FusedEngine(
-        model_dir, mode=mode, device=dev, num_threads=num_threads, verify=verify, telephone_adapter=telephone_adapter
-    )
+    return FusedEngine(model_dir, mode=mode, **common)
