@@ -12,6 +12,8 @@ phone call of one speaker are embedded from the same band (``"telephone"``). The
 where both sides have it (16 kHz EER 1.25% at full band vs 1.80% in the telephone band,
 benchmarks/results/accuracy.md), so the default ``"auto"`` also keeps wideband input's full band
 (:meth:`StreamingFrontEnd.speech_wide`, ``Utterance.speech_wide``). ``"wide"`` keeps only the full band.
+Telephone-band speech is embedded by ECAPA with its first layers adapted to the channel
+(:mod:`voiceauth.embedding.telephone`; ``Utterance.speech_telephone`` says which band ``speech`` is in).
 
 What is embedded (``speech``): not the VAD segments glued together but the speech with its context, from
 ``embed_edge_ms`` before the first segment to ``embed_edge_ms`` after the last, pauses longer than
