@@ -40,7 +40,7 @@ from speechbrain.processing.features import InputNormalization
 from voiceauth.audio.io import load_audio
 from voiceauth.embedding.ecapa import ecapa_tdnn, load_checkpoint
 from voiceauth.embedding.telephone import ADAPTED_PREFIXES, ADAPTER_DIR, write_adapter
-from voiceauth.scoring.evalsets import _g711_roundtrip, load_librispeech, split_readers
+from voiceauth.scoring.evalsets import load_librispeech, split_readers, telephone_channel
 
 __all__ = ["main", "train"]
 
@@ -55,9 +55,9 @@ class _Crops:
 
     def _channel(self, x16: np.ndarray) -> torch.Tensor:
         gain = 10 ** (self.rng.uniform(-12.0, 6.0) / 20.0)
-        y = np.clip(AF.resample(torch.from_numpy(x16 * gain), 16000, 8000).numpy(), -1.0, 1.0)
-        y = _g711_roundtrip(y.astype(np.float32), "g711_mulaw" if self.rng.random() < 0.5 else "g711_alaw")
-        return AF.resample(torch.from_numpy(y), 8000, 16000)
+        law = "g711_mulaw" if self.rng.random() < 0.5 else "g711_alaw"
+        y, rate = telephone_channel((x16 * gain).astype(np.float32), 16000, law)  # the evaluation sets' channel
+        return AF.resample(torch.from_numpy(y), rate, 16000)
 
     def batch(self, readers: Sequence[str], size: int, seconds: float) -> tuple[torch.Tensor, torch.Tensor]:
         n = int(seconds * 16000)
