@@ -184,12 +184,7 @@ async def serve_call(
     except asyncio.CancelledError:
         # the server is cancelling this connection: record the outcome here, synchronously, then let it go
         if handler is not None:
-            try:
-                if audio:
-                    handler.on_audio(take_audio())
-                handler.end("disconnected")
-            except Exception:
-                log.exception("%s call: could not record the outcome of a cancelled call", label)
+            _end_now(handler, "disconnected", label, take_audio() if audio else b"")
         handler = None
         reason, hangup = "disconnected", ""
         raise
@@ -215,6 +210,16 @@ async def serve_call(
     return reason
 
 
+def _end_now(handler: CallHandler, reason: str, label: str, rest: bytes = b"") -> None:
+    """End a call on this thread so that its outcome is recorded even when the connection is being cancelled."""
+    try:
+        if rest:
+            handler.on_audio(rest)
+        handler.end(reason)
+    except Exception:
+        log.exception("%s call: could not record the outcome of a cancelled call", label)
+
+
 async def _finish(
     ws: WebSocketLike,
     serializer: Serializer,
@@ -229,12 +234,18 @@ async def _finish(
     try:
         outs: list[OutEvent] = []
         if handler is not None:
-            if rest:  # audio gathered before the end still counts (e.g. the last words before a hang-up)
-                try:
-                    outs.extend(await loop.run_in_executor(executor, handler.on_audio, rest))
-                except Exception as exc:  # still end the call and record its outcome
-                    log.info("%s call: the last audio block was not used (%s)", serializer.name, type(exc).__name__)
-            outs.extend(await loop.run_in_executor(executor, handler.end, reason))
+            try:
+                if rest:  # audio gathered before the end still counts (e.g. the last words before a hang-up)
+                    try:
+                        outs.extend(await loop.run_in_executor(executor, handler.on_audio, rest))
+                    except Exception as exc:  # still end the call and record its outcome
+                        log.info("%s call: the last audio block was not used (%s)", serializer.name, type(exc).__name__)
+                outs.extend(await loop.run_in_executor(executor, handler.end, reason))
+            except asyncio.CancelledError:
+                # cancelled while the worker had the end queued or running (server shutdown, client gone): a queued
+                # job is dropped with the cancel, so end here; a second end() of one call records nothing new
+                _end_now(handler, reason, serializer.name)
+                raise
         if hangup:
             outs.append(HangupOut(hangup))
         if reason != "disconnected":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,14 +138,16 @@ def test_client_disconnecting_mid_call_is_recorded(client: tuple[TestClient, Ivr
     c, ivr = client
     with c.websocket_connect("/v1/streams/twilio") as ws:
         ws.send_text(_start("CA-gone"))
+        # the greeting proves the server has opened the call; without waiting for it the test client's exit can
+        # cancel the app before it has read the start message, and then there is no call to record
+        assert json.loads(ws.receive_text())["event"] in {"media", "mark", "clear"}
         ws.send_text(_media(mulaw_encode([0.0] * 160)))
         ws.close()
-    for _ in range(200):  # the server notices the disconnect on its own schedule
+    outcome = None
+    for _ in range(500):  # the server notices the disconnect on its own schedule
         outcome = ivr.registry.get(TENANT, "CA-gone")
         if outcome is not None and outcome.end_reason:
             break
-        import time
-
         time.sleep(0.02)
     assert outcome is not None and outcome.end_reason == "disconnected"
     assert _healthy_call(c, "CA-after-gone")["end_reason"] == "stop"

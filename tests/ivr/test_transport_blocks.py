@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from ivr.serializers.base import CallStart, Frame, OutEvent
 from ivr.serializers.l16 import L16Serializer
@@ -96,3 +98,46 @@ def test_audio_gathered_before_a_disconnect_or_an_idle_timeout_still_counts() ->
     assert reason == "disconnected" and rec.log == [("audio", 960), ("end", "disconnected")]
     reason, rec = _run([META, FRAME], block=1600, idle=True)
     assert reason == "idle-timeout" and rec.log == [("audio", 320), ("end", "idle-timeout")]
+
+
+class GatedSocket(Socket):
+    """Gives the start, then reports the disconnect only once ``gate`` is set."""
+
+    def __init__(self, gate: asyncio.Event) -> None:
+        super().__init__([META])
+        self.gate = gate
+
+    async def receive(self) -> Frame | None:
+        if self.frames:
+            return self.frames.pop(0)
+        await self.gate.wait()
+        return None
+
+
+def test_a_call_cancelled_while_its_end_waits_for_a_busy_worker_is_still_recorded() -> None:
+    """Server shutdown or a client's hard close cancels the connection; the call's outcome must not be lost with the
+    end() job that was still queued behind other calls' work in the shared worker pool."""
+    rec = Recorder(block=0)
+    busy = threading.Event()
+
+    async def open_handler(start: CallStart) -> Recorder:
+        return rec
+
+    async def main() -> str:
+        gate = asyncio.Event()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            task = asyncio.create_task(serve_call(GatedSocket(gate), L16Serializer(), open_handler, executor=pool))
+            await asyncio.sleep(0.05)  # the call has opened
+            pool.submit(busy.wait, 5)  # another call's work occupies the only worker
+            gate.set()  # the caller hangs up: end() is queued behind that work
+            await asyncio.sleep(0.05)
+            task.cancel()
+            try:
+                return await task
+            except asyncio.CancelledError:
+                return "cancelled"
+            finally:
+                busy.set()
+
+    assert asyncio.run(main()) == "cancelled"
+    assert rec.log == [("end", "disconnected")]
