@@ -10,6 +10,11 @@ Two bands: every utterance has a telephone-band embedding (``Utterance.speech``)
 probe can be scored against is built, and all checks (quality, poisoning, watchlist, progress) use it. Wideband
 audio also gives a full-band embedding (``Utterance.speech_wide``); once the accepted utterances that have one hold
 the policy's minimum speech, their mean is kept as a full-band voiceprint, for full-band probes only.
+
+Telephone-band embeddings record the network that made them (``space``, see :mod:`voiceauth.embedding.space`).
+Utterances enrolled by another network than the running one cannot be compared with new ones: the next accepted
+utterance starts the enrolment over (audited as ``restarted: embedding-network-changed``), and until then they do
+not count toward progress.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from enrollment.policy import (
 )
 from voiceauth.audio.types import Quality
 from voiceauth.embedding.base import FloatArray
+from voiceauth.embedding.space import RELEASED_SPACE, row_space
 from voiceauth.errors import ConsentRequired
 from voiceauth.scoring.base import Scorer
 from voiceauth.store.models import Speaker, SpeakerStatus
@@ -57,11 +63,14 @@ class Enroller:
         scorer: Scorer,
         operating_points: Mapping[str, float],
         policy: EnrollmentPolicy | None = None,
+        *,
+        space: str = RELEASED_SPACE,
     ) -> None:
         self.store = store
         self.scorer = scorer
         self.operating_points = dict(operating_points)
         self.policy = policy or EnrollmentPolicy()
+        self.space = space  # the running engine's telephone-band network
 
     def register(
         self, tenant: str, external_ref: str, *, consent_method: str, consent_text_version: str, actor: str
@@ -110,13 +119,15 @@ class Enroller:
             if embedding is not None and not codes:
                 hit = search_watchlist(
                     self.scorer,
-                    tx.watchlist(t.id),
+                    tx.watchlist(t.id, space=self.space),
                     embedding,
                     threshold=resolve_threshold(p.watchlist_operating_point, self.operating_points, overrides),
                     narrowband=True,  # watchlist entries and this embedding are telephone band
                     probe_speech_s=quality.net_speech_s,
                 )
-            existing = [] if replace else tx.enrollment_utterances(spk)
+            enrolled = tx.enrollment_utterances(spk)
+            stale = any(row_space(u.space) != self.space for u in enrolled)
+            existing = [] if replace or stale else enrolled
             consistency = None
             if not codes and existing:
                 assert embedding is not None
@@ -128,6 +139,8 @@ class Enroller:
                 if consistency < needed:
                     codes = ("SPEAKER_MISMATCH",)
             details: dict[str, object] = {"codes": list(codes) or ["OK"], "replace": replace}
+            if stale and not replace:
+                details["restarted"] = "embedding-network-changed"
             if hit is not None:
                 details["watchlist_entry"] = hit.entry_id
             if codes:
@@ -135,9 +148,11 @@ class Enroller:
                 log.info("enrolment refused: %s", ",".join(codes))
                 return self._result(tx, spk, accepted=False, feedback=codes, consistency=consistency, hit=hit)
             assert embedding is not None
-            if replace:
+            if replace or stale:
                 tx.clear_enrollment(spk)
-            tx.add_enrollment_utterance(spk, embedding, quality, narrowband=narrowband, embedding_wide=embedding_wide)
+            tx.add_enrollment_utterance(
+                spk, embedding, quality, narrowband=narrowband, embedding_wide=embedding_wide, space=self.space
+            )
             utts = tx.enrollment_utterances(spk)
             total = sum(u.net_speech_s for u in utts)
             if total >= p.min_speech_s:
@@ -151,6 +166,7 @@ class Enroller:
                     embedding_wide=full_band_voiceprint(
                         [u.embedding_wide for u in utts], [u.net_speech_s for u in utts], p.min_speech_s
                     ),
+                    space=self.space,
                 )
                 if spk.status == SpeakerStatus.EXPIRED:
                     spk.status = SpeakerStatus.ACTIVE.value
@@ -168,13 +184,14 @@ class Enroller:
         consistency: float | None = None,
         hit: WatchlistHit | None = None,
     ) -> EnrollmentResult:
-        utts = tx.enrollment_utterances(spk)
+        utts = [u for u in tx.enrollment_utterances(spk) if row_space(u.space) == self.space]
         total = sum(u.net_speech_s for u in utts)
+        vp = tx.voiceprint(spk)
         return EnrollmentResult(
             accepted=accepted,
             feedback=feedback,
             progress=progress_percent(total, self.policy.target_speech_s),
-            enrolled=tx.voiceprint(spk) is not None,
+            enrolled=vp is not None and vp.space == self.space,
             net_speech_s=round(total, 3),
             utterances=len(utts),
             consistency_score=consistency,

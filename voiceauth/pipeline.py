@@ -26,6 +26,9 @@ from enrollment.session import Enroller, EnrollmentResult
 from voiceauth.audio.types import Utterance
 from voiceauth.config import Settings
 from voiceauth.embedding.base import EmbeddingEngine, FloatArray
+from voiceauth.embedding.space import telephone_space
+from voiceauth.errors import ConfigError
+from voiceauth.scoring.backend import CohortScorer
 from voiceauth.scoring.base import CosineScorer, Scorer
 from voiceauth.store.repo import Clock, Store, open_store, utcnow
 from voiceauth.verification import SpoofCheck, SpoofOutcome, VerificationPolicy, VerificationResult, Verifier
@@ -57,6 +60,21 @@ def embed_bands(engine: EmbeddingEngine, utt: Utterance) -> tuple[FloatArray, Fl
     if utt.speech_wide is None or utt.speech_wide.size == 0:
         return tel, None
     return tel, engine.embed(utt.speech_wide, utt.sample_rate)
+
+
+def check_cohort_space(settings: Settings, space: str) -> None:
+    """Refuse to start when the narrowband cohort was embedded by another network than the engine's: AS-norm and
+    calibration against it would be meaningless, and the operating points' false-accept rates would not hold."""
+    from voiceauth.scoring.shipped import COHORT_DIR, cohort_space
+
+    folder = settings.scoring_cohort_dir or COHORT_DIR
+    built = cohort_space(folder)
+    if built is not None and built != space:
+        raise ConfigError(
+            f"the narrowband cohort in {folder} was embedded by the {built!r} network but the engine's telephone-band "
+            f"network is {space!r} (VOICEAUTH_TELEPHONE_ADAPTER={'true' if settings.telephone_adapter else 'false'}); "
+            "set VOICEAUTH_TELEPHONE_ADAPTER back, or rebuild the cohort with `python -m voiceauth.scoring.build`"
+        )
 
 
 def default_scoring(settings: Settings) -> tuple[Scorer, dict[str, float]]:
@@ -107,9 +125,12 @@ class Pipeline:
             from voiceauth.embedding.factory import create_engine
 
             engine = create_engine(settings)
+        space = telephone_space(engine)
         if scorer is None:
             scorer, points = default_scoring(settings)
             operating_points = operating_points or points
+            if isinstance(scorer, CohortScorer) and hasattr(engine, "telephone_adapter"):  # a real network
+                check_cohort_space(settings, space)
         elif operating_points is None:
             operating_points = COSINE_OPERATING_POINTS if isinstance(scorer, CosineScorer) else None
             if operating_points is None:
@@ -124,8 +145,8 @@ class Pipeline:
         vpol = VerificationPolicy.from_settings(settings)
         return cls(
             engine=engine,
-            enroller=Enroller(store, scorer, operating_points, EnrollmentPolicy.from_settings(settings)),
-            verifier=Verifier(store, scorer, operating_points, vpol),
+            enroller=Enroller(store, scorer, operating_points, EnrollmentPolicy.from_settings(settings), space=space),
+            verifier=Verifier(store, scorer, operating_points, vpol, space=space),
             frontend=frontend,
             min_verify_speech_s=vpol.min_speech_s,
             replay_check=settings.replay_check,
@@ -138,6 +159,11 @@ class Pipeline:
     @property
     def store(self) -> Store:
         return self.enroller.store
+
+    @property
+    def space(self) -> str:
+        """The network of this pipeline's telephone-band embeddings (see :mod:`voiceauth.embedding.space`)."""
+        return self.enroller.space
 
     # -- steps ----------------------------------------------------------------------------------------
     def utterance(self, audio: AudioInput, **decode: Any) -> Utterance:

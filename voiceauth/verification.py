@@ -26,6 +26,7 @@ import numpy as np
 
 from voiceauth.config import Settings
 from voiceauth.embedding.base import FloatArray
+from voiceauth.embedding.space import RELEASED_SPACE
 from voiceauth.scoring.base import Scorer
 from voiceauth.store.models import Lockout, Speaker, SpeakerStatus, VerificationAttempt
 from voiceauth.store.repo import Store, StoredVoiceprint, StoreTx
@@ -163,8 +164,12 @@ def precheck(
     net_speech_s: float,
     min_speech_s: float,
     now: dt.datetime,
+    voiceprint_current: bool = True,
 ) -> Decision | None:
-    """The decision reached before any scoring, or None when the probe must be scored."""
+    """The decision reached before any scoring, or None when the probe must be scored.
+
+    ``voiceprint_current`` False: the voiceprint was made by another embedding network than the running one (see
+    :mod:`voiceauth.embedding.space`), so no score against it means anything; it is ``EXPIRED`` until re-enrolled."""
     if not registered:
         return Decision.NOT_ENROLLED
     if status == SpeakerStatus.OPTED_OUT:
@@ -172,6 +177,8 @@ def precheck(
     if voice_disabled or (locked_until is not None and now < locked_until):
         return Decision.LOCKED_OUT
     if status == SpeakerStatus.EXPIRED or (has_voiceprint and expires_at is not None and now >= expires_at):
+        return Decision.EXPIRED
+    if has_voiceprint and not voiceprint_current:
         return Decision.EXPIRED
     if not has_voiceprint:
         return Decision.NOT_ENROLLED
@@ -189,11 +196,14 @@ class Verifier:
         scorer: Scorer,
         operating_points: Mapping[str, float],
         policy: VerificationPolicy | None = None,
+        *,
+        space: str = RELEASED_SPACE,
     ) -> None:
         self.store = store
         self.scorer = scorer
         self.operating_points = dict(operating_points)
         self.policy = policy or VerificationPolicy()
+        self.space = space  # the running engine's telephone-band network
 
     def verify(
         self,
@@ -232,13 +242,15 @@ class Verifier:
                 net_speech_s=net_speech_s if probe is not None else 0.0,
                 min_speech_s=p.min_speech_s,
                 now=now,
+                voiceprint_current=vp is None or vp.space == self.space,
             )
+            stale = vp is not None and vp.space != self.space
             hit = None
             if probe is not None and net_speech_s >= p.min_speech_s:
                 wl_threshold = resolve_threshold(p.watchlist_operating_point, self.operating_points, overrides)
                 hit = search_watchlist(
                     self.scorer,
-                    tx.watchlist(t.id),
+                    tx.watchlist(t.id, space=self.space),
                     probe,
                     threshold=wl_threshold,
                     narrowband=True,  # watchlist entries and ``probe`` are telephone band
@@ -298,6 +310,8 @@ class Verifier:
             details: dict[str, Any] = {"attempt": attempt.id, "decision": decision.value, "call_id": call_id}
             if band is not None:
                 details["band"] = band
+            if stale and decision == Decision.EXPIRED:  # security staff see why: re-enrolment is needed
+                details["reason"] = "voiceprint-from-another-embedding-network"
             if hit is not None:
                 details["watchlist_entry"] = hit.entry_id
             if spoof is not None:  # the audit is security-only; telephony responses carry the decision alone
@@ -398,6 +412,7 @@ class Verifier:
             narrowband=vp.narrowband,
             retention=self.policy.retention,
             embedding_wide=wide,
+            space=vp.space,  # only a current voiceprint is ever accepted, so this is self.space
         )
 
 

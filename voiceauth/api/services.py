@@ -49,6 +49,8 @@ class TimedEngine:
         self.dim = getattr(engine, "dim", 192)
         self.precision = getattr(engine, "precision", "")
         self.device = getattr(engine, "device", "")
+        if hasattr(engine, "telephone_adapter"):  # the network of its telephone-band embeddings (embedding.space)
+            self.telephone_adapter = engine.telephone_adapter
 
     def embed(self, wav: FloatArray, sample_rate: int, *, telephone: bool = False) -> FloatArray:
         t0 = time.perf_counter()

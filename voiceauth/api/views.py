@@ -6,6 +6,7 @@ from enrollment.policy import EnrollmentPolicy, progress_percent
 from enrollment.session import EnrollmentResult
 from voiceauth.api.schemas import ConsentOut, EnrollmentOut, SpeakerOut, VerificationOut, WatchlistHitOut
 from voiceauth.config import Settings
+from voiceauth.embedding.space import row_space
 from voiceauth.store.keys import ApiPrincipal, Role
 from voiceauth.store.models import Speaker, Voiceprint
 from voiceauth.store.repo import StoreTx
@@ -15,14 +16,16 @@ from voiceauth.watchlist import WatchlistHit
 __all__ = ["enrollment_view", "speaker_view", "verification_view"]
 
 
-def speaker_view(tx: StoreTx, spk: Speaker, settings: Settings) -> SpeakerOut:
-    utts = tx.enrollment_utterances(spk)
+def speaker_view(tx: StoreTx, spk: Speaker, settings: Settings, space: str) -> SpeakerOut:
+    """``space``: the running engine's telephone-band network; enrolment made by another one does not count."""
+    utts = [u for u in tx.enrollment_utterances(spk) if u.space == space]
     total = sum(u.net_speech_s for u in utts)
     consent = tx.active_consent(spk)
+    vp = tx.session.get(Voiceprint, spk.id)
     return SpeakerOut(
         external_ref=spk.external_ref,
         status=spk.status,
-        enrolled=tx.session.get(Voiceprint, spk.id) is not None,
+        enrolled=vp is not None and row_space(vp.space) == space,
         progress=progress_percent(total, EnrollmentPolicy.from_settings(settings).target_speech_s),
         net_speech_s=round(total, 3),
         utterances=len(utts),

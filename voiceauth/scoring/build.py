@@ -267,13 +267,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "python": platform.python_version(),
     }
-    write_cohort_dir(args.out, arrays, channels, provenance)
+    from voiceauth.embedding.space import telephone_space
+
+    write_cohort_dir(args.out, arrays, channels, provenance, space=telephone_space(engine))
 
 
 def write_cohort_dir(
-    out: Path, arrays: dict[str, np.ndarray], channels: dict[str, Any], provenance: dict[str, Any]
+    out: Path,
+    arrays: dict[str, np.ndarray],
+    channels: dict[str, Any],
+    provenance: dict[str, Any],
+    *,
+    space: str | None = None,
 ) -> None:
-    """Write cohort.npz, backend.json and the MANIFEST.json that pins both by sha256."""
+    """Write cohort.npz, backend.json and the MANIFEST.json that pins both by sha256 (and records ``space``, the
+    network of the narrowband cohort, which the service checks against its engine at start)."""
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / "cohort.npz", **arrays)  # type: ignore[arg-type]
     backend = {
@@ -282,7 +290,10 @@ def write_cohort_dir(
         "channels": channels,
     }
     (out / "backend.json").write_text(json.dumps(backend, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    manifest = {"files": {f: {"sha256": sha256_file(out / f)} for f in FILES}, "provenance": provenance}
+    manifest: dict[str, Any] = {"files": {f: {"sha256": sha256_file(out / f)} for f in FILES}}
+    if space is not None:
+        manifest["telephone_space"] = space
+    manifest["provenance"] = provenance
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 

@@ -14,18 +14,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import models as _models_pkg
+from voiceauth.embedding.space import RELEASED_SPACE
 from voiceauth.errors import ModelChecksumMismatch, ModelFileMissing
 from voiceauth.scoring.backend import ChannelBackend, CohortScorer, CosineGuard
 from voiceauth.scoring.calibration import Calibration
 from voiceauth.scoring.normalization import Preprocessor, l2_normalize
 
-__all__ = ["COHORT_DIR", "cosine_guard", "load_backend_json", "load_cohort_scorer", "sha256_file", "verify_cohort_dir"]
+__all__ = [
+    "COHORT_DIR",
+    "cohort_space",
+    "cosine_guard",
+    "load_backend_json",
+    "load_cohort_scorer",
+    "sha256_file",
+    "verify_cohort_dir",
+]
 
 COHORT_DIR = Path(_models_pkg.__file__).resolve().parent / "cohort"  # shipped as package data of `models`
 MANIFEST = "MANIFEST.json"
@@ -55,6 +65,22 @@ def verify_cohort_dir(folder: Path) -> dict[str, Any]:
         if actual != expected:
             raise ModelChecksumMismatch(f"{path} has sha256 {actual}, manifest expects {expected}")
     return manifest
+
+
+def cohort_space(folder: Path = COHORT_DIR) -> str | None:
+    """The network that embedded the narrowband cohort (:mod:`voiceauth.embedding.space`), from the manifest's
+    ``telephone_space`` (or, in manifests that predate it, the engine tag's ``-tel<digest>``); None if unknown."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        return None
+    manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(manifest.get("telephone_space"), str):
+        return str(manifest["telephone_space"])
+    engine = manifest.get("provenance", {}).get("engine")
+    if not isinstance(engine, str):
+        return None
+    found = re.search(r"-tel([0-9a-f]{8})\b", engine)
+    return f"tel-{found.group(1)}" if found else RELEASED_SPACE
 
 
 def load_backend_json(folder: Path = COHORT_DIR, verify: bool = True) -> dict[str, Any]:

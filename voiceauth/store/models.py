@@ -172,6 +172,8 @@ class EnrollmentUtterance(Base):
     clipping_ratio: Mapped[float] = mapped_column(Float)
     level_dbfs: Mapped[float] = mapped_column(Float)
     narrowband: Mapped[bool] = mapped_column(Boolean)
+    # the network that made ``embedding`` (voiceauth.embedding.space); NULL: before 0006, the released one
+    space: Mapped[str | None] = mapped_column(String(32), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
@@ -185,6 +187,8 @@ class Voiceprint(Base):
     net_speech_s: Mapped[float] = mapped_column(Float)
     n_utterances: Mapped[int] = mapped_column(Integer)
     narrowband: Mapped[bool] = mapped_column(Boolean)
+    # the network that made ``embedding`` (voiceauth.embedding.space); NULL: before 0006, the released one
+    space: Mapped[str | None] = mapped_column(String(32), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
@@ -288,6 +292,8 @@ class WatchlistEntry(Base):
     label: Mapped[str] = mapped_column(String(256))
     key_id: Mapped[str] = mapped_column(String(32))
     embedding: Mapped[bytes] = mapped_column(LargeBinary)  # AES-256-GCM ciphertext
+    # the network that made ``embedding`` (voiceauth.embedding.space); NULL: before 0006, the released one
+    space: Mapped[str | None] = mapped_column(String(32), default=None)
     created_by: Mapped[str] = mapped_column(String(128), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 

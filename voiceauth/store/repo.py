@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from voiceauth.audio.types import Quality
 from voiceauth.config import Settings
 from voiceauth.embedding.base import FloatArray
+from voiceauth.embedding.space import RELEASED_SPACE, row_space
 from voiceauth.errors import AlreadyExists, DataKeyError, NotFound, StoreError, VoiceprintUnreadable
 from voiceauth.store import audit as _audit
 from voiceauth.store.crypto import Keyring, load_keyring
@@ -80,6 +81,7 @@ class StoredUtterance:
     net_speech_s: float
     narrowband: bool
     embedding_wide: FloatArray | None = None  # full band (wideband audio only)
+    space: str = RELEASED_SPACE  # the network that made ``embedding`` (voiceauth.embedding.space)
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class StoredVoiceprint:
     last_used_at: dt.datetime | None
     expires_at: dt.datetime
     embedding_wide: FloatArray | None = None  # full band: only for full-band probes (None: not enough wideband)
+    space: str = RELEASED_SPACE  # the network that made ``embedding`` (voiceauth.embedding.space)
 
 
 class StoreTx:
@@ -284,6 +287,7 @@ class StoreTx:
                 r.net_speech_s,
                 r.narrowband,
                 self._wide_vector("enrollment_utterances", speaker, r.key_id, r.embedding_wide),
+                row_space(r.space),
             )
             for r in rows
         ]
@@ -309,8 +313,10 @@ class StoreTx:
         *,
         narrowband: bool,
         embedding_wide: FloatArray | None = None,
+        space: str = RELEASED_SPACE,
     ) -> EnrollmentUtterance:
-        """One accepted utterance: its telephone-band embedding and, for wideband audio, its full-band one."""
+        """One accepted utterance: its telephone-band embedding (made in ``space``) and, for wideband audio, its
+        full-band one."""
         key_id, blob, wide_blob = self._encrypt_pair("enrollment_utterances", speaker, embedding, embedding_wide)
         row = EnrollmentUtterance(
             speaker_id=speaker.id,
@@ -322,6 +328,7 @@ class StoreTx:
             clipping_ratio=quality.clipping_ratio,
             level_dbfs=quality.level_dbfs,
             narrowband=narrowband,
+            space=space,
             created_at=self.clock(),
         )
         self.session.add(row)
@@ -346,6 +353,7 @@ class StoreTx:
             vp.last_used_at,
             vp.expires_at,
             self._wide_vector("voiceprints", speaker, vp.key_id, vp.embedding_wide),
+            row_space(vp.space),
         )
 
     def save_voiceprint(
@@ -358,8 +366,10 @@ class StoreTx:
         narrowband: bool,
         retention: dt.timedelta,
         embedding_wide: FloatArray | None = None,
+        space: str = RELEASED_SPACE,
     ) -> None:
-        """Create or replace the voiceprint; ``embedding_wide`` None stores no full band (any earlier one is gone)."""
+        """Create or replace the voiceprint (``embedding`` made in ``space``); ``embedding_wide`` None stores no full
+        band (any earlier one is gone)."""
         now = self.clock()
         key_id, blob, wide_blob = self._encrypt_pair("voiceprints", speaker, embedding, embedding_wide)
         vp = self.session.get(Voiceprint, speaker.id)
@@ -367,7 +377,7 @@ class StoreTx:
             vp = Voiceprint(speaker_id=speaker.id, created_at=now)
             self.session.add(vp)
         vp.key_id, vp.embedding, vp.net_speech_s, vp.n_utterances = key_id, blob, net_speech_s, n_utterances
-        vp.embedding_wide = wide_blob
+        vp.embedding_wide, vp.space = wide_blob, space
         vp.narrowband, vp.updated_at, vp.expires_at = narrowband, now, now + retention
         self.session.flush()
 
@@ -408,13 +418,16 @@ class StoreTx:
         self.session.flush()
 
     # -- watchlist -----------------------------------------------------------------------------------------
-    def add_watchlist_entry(self, tenant_id: int, label: str, embedding: FloatArray, *, actor: str) -> int:
+    def add_watchlist_entry(
+        self, tenant_id: int, label: str, embedding: FloatArray, *, actor: str, space: str = RELEASED_SPACE
+    ) -> int:
         key_id, blob = self.keyring.encrypt_vector(embedding, _aad("watchlist_entries", tenant_id))
         row = WatchlistEntry(
             tenant_id=tenant_id,
             label=label,
             key_id=key_id,
             embedding=blob,
+            space=space,
             created_by=actor,
             created_at=self.clock(),
         )
@@ -430,12 +443,25 @@ class StoreTx:
         self.session.delete(row)
         self.audit("watchlist.remove", actor=actor, tenant_id=tenant_id, details={"entry": entry_id})
 
-    def watchlist(self, tenant_id: int) -> list[tuple[int, str, FloatArray]]:
-        rows = self.session.execute(
-            select(WatchlistEntry).where(WatchlistEntry.tenant_id == tenant_id).order_by(WatchlistEntry.id)
-        ).scalars()
+    def watchlist(self, tenant_id: int, *, space: str = RELEASED_SPACE) -> list[tuple[int, str, FloatArray]]:
+        """The tenant's entries made in ``space``; entries of another network cannot be scored and are skipped
+        (with a warning: re-add them from their audio)."""
+        rows = list(
+            self.session.execute(
+                select(WatchlistEntry).where(WatchlistEntry.tenant_id == tenant_id).order_by(WatchlistEntry.id)
+            ).scalars()
+        )
+        usable = [r for r in rows if row_space(r.space) == space]
+        if len(usable) < len(rows):
+            log.warning(
+                "%d watchlist entries of tenant %d were made by another embedding network than %s and are not "
+                "searched; re-add them from their audio",
+                len(rows) - len(usable),
+                tenant_id,
+                space,
+            )
         aad = _aad("watchlist_entries", tenant_id)
-        return [(r.id, r.label, self.keyring.decrypt_vector(r.key_id, r.embedding, aad)) for r in rows]
+        return [(r.id, r.label, self.keyring.decrypt_vector(r.key_id, r.embedding, aad)) for r in usable]
 
 
 class Store:

@@ -144,7 +144,7 @@ async def add_watchlist(
         utt = svc.utterance(data, {})
         emb = svc.pipeline.embed(utt)
         with svc.store.transaction() as tx:
-            entry_id = tx.add_watchlist_entry(p.tenant_id, label, emb, actor=p.actor)
+            entry_id = tx.add_watchlist_entry(p.tenant_id, label, emb, actor=p.actor, space=svc.pipeline.space)
             row = tx.session.get(WatchlistEntry, entry_id)
             assert row is not None
             return WatchlistEntryOut(id=row.id, label=row.label, created_at=row.created_at)

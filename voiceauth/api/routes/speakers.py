@@ -26,7 +26,7 @@ def create_speaker(
     with svc.store.transaction() as tx:
         spk = tx.create_speaker(p.tenant_id, body.external_ref, actor=p.actor)
         tx.record_consent(spk, method=body.consent.method, text_version=body.consent.text_version, actor=p.actor)
-        return speaker_view(tx, spk, svc.settings)
+        return speaker_view(tx, spk, svc.settings, svc.pipeline.space)
 
 
 @router.get("/{external_ref}", response_model=SpeakerOut)
@@ -37,7 +37,7 @@ def get_speaker(
     with svc.store.transaction() as tx:
         spk = tx.require_speaker(p.tenant_id, external_ref)
         tx.audit("speaker.read", actor=p.actor, speaker=spk)
-        return speaker_view(tx, spk, svc.settings)
+        return speaker_view(tx, spk, svc.settings, svc.pipeline.space)
 
 
 @router.delete("/{external_ref}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
@@ -72,7 +72,7 @@ def opt_out(
     with svc.store.transaction() as tx:
         spk = tx.require_speaker(p.tenant_id, external_ref, lock=True)
         tx.opt_out(spk, actor=p.actor)
-        return speaker_view(tx, spk, svc.settings)
+        return speaker_view(tx, spk, svc.settings, svc.pipeline.space)
 
 
 @router.put("/{external_ref}/voice", response_model=SpeakerOut)
@@ -86,4 +86,4 @@ def set_voice(
     with svc.store.transaction() as tx:
         spk = tx.require_speaker(p.tenant_id, external_ref, lock=True)
         tx.set_voice_disabled(spk, not body.enabled, actor=p.actor)
-        return speaker_view(tx, spk, svc.settings)
+        return speaker_view(tx, spk, svc.settings, svc.pipeline.space)
