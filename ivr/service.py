@@ -25,6 +25,7 @@ from ivr.pins import PinBook, PinChecker
 from ivr.prompts import PromptLibrary
 from ivr.serializers.base import CallStart
 from ivr.transport import TransportLimits
+from voiceauth.antispoof.replay import ReplayPolicy
 from voiceauth.audio.stream import FrontEndConfig, StreamingFrontEnd
 from voiceauth.config import Settings
 from voiceauth.embedding.base import EmbeddingEngine
@@ -136,6 +137,8 @@ class IvrService:
         self._active = 0  # calls admitted and not yet ended (admission control: ivr_max_calls)
         self._active_lock = threading.Lock()
         # AASIST on call streams (Settings.antispoof_mode): windows of all calls scored on one batching worker
+        # the replay check of each call's deciding speech against the claimed speaker's earlier attempts
+        self.replay = ReplayPolicy.from_settings(settings)
         self.spoof_batcher: WindowBatcher | None = None
         if countermeasure is not None and settings.antispoof_mode != "off":
             from voiceauth.antispoof.stream import WindowBatcher
@@ -182,6 +185,7 @@ class IvrService:
             call_id=start.call_id,
             policy=self.policy,
             spoof=self._call_spoof(),
+            replay=self.replay,
         )
 
     def _call_spoof(self) -> CallSpoof | None:

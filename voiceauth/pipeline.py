@@ -15,7 +15,6 @@ every probe can use and the watchlist, the full band for full-band voiceprints (
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from voiceauth.errors import ConfigError
 from voiceauth.scoring.backend import CohortScorer
 from voiceauth.scoring.base import CosineScorer, Scorer
 from voiceauth.store.repo import Clock, Store, open_store, utcnow
-from voiceauth.verification import SpoofCheck, SpoofOutcome, VerificationPolicy, VerificationResult, Verifier
+from voiceauth.verification import SpoofCheck, VerificationPolicy, VerificationResult, Verifier
 from voiceauth.watchlist import COSINE_OPERATING_POINTS
 
 if TYPE_CHECKING:
@@ -297,27 +296,18 @@ class Pipeline:
         scoring = self.antispoof_mode != "off" and (spoof is not None or (score and self.countermeasure is not None))
         if not (self.replay_check or scoring) or speech_16k.size == 0:
             return None
-        from voiceauth.antispoof.check import assess, check_mode, outcome
-        from voiceauth.antispoof.replay import DEFAULT_MAX_BER, Fingerprint
+        from voiceauth.antispoof.check import check_mode, make_check
+        from voiceauth.antispoof.replay import DEFAULT_MAX_BER, ReplayPolicy
 
-        mode = check_mode(self.antispoof_mode)
         if scoring and spoof is None:
             assert self.countermeasure is not None
             spoof = self.countermeasure.score(span if span is not None and span.size else speech_16k)
-        replay, retention_s, clock = self.replay_check, self.replay_retention_s, self.store.clock
         max_ber = DEFAULT_MAX_BER if self.replay_max_ber is None else self.replay_max_ber
-
-        def check(history: list[tuple[dt.datetime, bytes]]) -> SpoofOutcome:
-            verdict = assess(
-                speech_16k,
-                countermeasure=None,
-                spoof=spoof if scoring else None,
-                history=[(ts.timestamp(), Fingerprint.from_bytes(b)) for ts, b in history] if replay else [],
-                now=clock().timestamp(),
-                retention_s=retention_s,
-                max_ber=max_ber,
-                replay_check=replay,
-            )
-            return outcome(verdict, mode, remember=replay)
-
-        return check
+        clock = self.store.clock
+        return make_check(
+            speech_16k,
+            spoof=spoof if scoring else None,
+            mode=check_mode(self.antispoof_mode),
+            replay=ReplayPolicy(self.replay_retention_s, max_ber) if self.replay_check else None,
+            now=lambda: clock().timestamp(),
+        )

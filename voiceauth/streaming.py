@@ -41,6 +41,7 @@ from voiceauth.verification import (
     FULL_BAND,
     TELEPHONE_BAND,
     Decision,
+    SpoofCheck,
     VerificationResult,
     Verifier,
     scoring_band,
@@ -48,6 +49,7 @@ from voiceauth.verification import (
 from voiceauth.watchlist import resolve_threshold
 
 if TYPE_CHECKING:
+    from voiceauth.antispoof.replay import ReplayPolicy
     from voiceauth.antispoof.stream import CallSpoof
 
 __all__ = [
@@ -164,6 +166,7 @@ class StreamingVerifier:
         actor: str = "ivr",
         clock: Callable[[], float] = time.perf_counter,
         spoof: CallSpoof | None = None,
+        replay: ReplayPolicy | None = None,
     ) -> None:
         self.frontend = frontend
         self.engine = engine
@@ -177,6 +180,7 @@ class StreamingVerifier:
         self.actor = actor
         self.clock = clock
         self.spoof = spoof  # AASIST windows as speech arrives (voiceauth.antispoof.stream); None: not scored
+        self.replay = replay  # the replay check of the deciding speech against the speaker's earlier attempts
         self.decision: StreamDecision | None = None
         self.evaluations = 0  # embeddings computed (CPU spent per call)
         self._next_eval_s = self.policy.min_speech_s
@@ -264,6 +268,22 @@ class StreamingVerifier:
             self.evaluations += len(missing)
         return self._probes
 
+    def _spoof_check(self) -> SpoofCheck | None:
+        """The call's AASIST result (when scored) and the replay check of its speech, for the verifier."""
+        if self.spoof is None and self.replay is None:
+            return None
+        from voiceauth.antispoof.check import make_check
+
+        spoof = self.spoof.result(self.frontend.speech_span()) if self.spoof is not None else None
+        clock = self.verifier.store.clock
+        return make_check(
+            self.frontend.speech(),
+            spoof=spoof,
+            mode=self.spoof.mode if self.spoof is not None else "off",
+            replay=self.replay,
+            now=lambda: clock().timestamp(),
+        )
+
     def _evaluate(self, speech_s: float, t0: float, *, final: bool) -> StreamDecision | None:
         p = self.policy
         self._next_eval_s = speech_s + p.embed_every_s
@@ -292,7 +312,7 @@ class StreamingVerifier:
             narrowband=narrowband,
             call_id=self.call_id,
             actor=self.actor,
-            spoof_check=self.spoof.check(self.frontend.speech_span()) if self.spoof is not None else None,
+            spoof_check=self._spoof_check(),
         )
         if self.spoof is not None:
             self.spoof.settle(result, self.verifier, self.tenant)  # monitor: a late score is recorded when ready

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from benchmarks.replay_check import compare_by_alignment
 from voiceauth.antispoof.attacks import telephone_channel
 from voiceauth.antispoof.replay import (
     DEFAULT_MAX_BER,
@@ -94,3 +95,19 @@ def test_bad_input_is_refused() -> None:
         fingerprint(np.zeros(100, dtype=np.float32), 0)
     with pytest.raises(AntiSpoofError, match="retention"):
         ReplayGuard(retention_s=0)
+
+
+def test_vectorised_compare_agrees_with_the_alignment_by_alignment_definition() -> None:
+    takes = {s: [fingerprint(*_load(f"{s}_{t}.wav")) for t in ("a", "b")] for s in ("george", "theo")}
+    a, ra = _load("lucas_a.wav")
+    replay = fingerprint(telephone_channel(resample(a, ra, 16_000))[800:] * 0.5, 16_000)
+    prints = [fp for pair in takes.values() for fp in pair] + [fingerprint(a, ra), replay]
+    for x in prints:
+        for y in prints:
+            m = compare(x, y)
+            assert (m.ber, m.offset, m.overlap) == compare_by_alignment(x, y)
+    assert compare(prints[-2], replay).ber <= 0.1  # the replay is found at its offset
+    # one probe against a history (the probe's spectra computed once): the same best match
+    history = [(float(i), fp) for i, fp in enumerate(prints[:-1])]
+    found = find_replay(replay, history, now=10.0, retention_s=100.0)
+    assert found is not None and found == compare(replay, prints[-2])

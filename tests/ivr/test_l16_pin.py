@@ -10,11 +10,13 @@ import httpx
 import numpy as np
 import pytest
 import websockets
+from sqlalchemy import select
 
 from ivr.dtmf import dtmf_tone
 from tests.ivr.conftest import TELEPHONY_KEY, LiveServer, fsdd_digits
 from voiceauth.audio.codecs import l16_encode
 from voiceauth.audio.resample import resample
+from voiceauth.store.models import VerificationAttempt
 
 pytestmark = pytest.mark.model
 
@@ -91,3 +93,25 @@ def test_l16_without_key_is_refused(live_server: LiveServer) -> None:
     asyncio.run(call())
     r = httpx.get(f"{live_server.url}/v1/calls/l16-nokey", headers={"X-API-KEY": TELEPHONY_KEY})
     assert r.status_code == 404
+
+
+def test_a_call_replaying_an_earlier_call_is_refused(live_server: LiveServer) -> None:
+    """Someone who recorded george's side of a call plays it into a new one: the voice matches, the replay check
+    (on by default for calls too) finds the earlier attempt's fingerprint and refuses it. Telephony sees only the
+    decision; the reason stays with security staff. A new recording of george still passes."""
+    audio = resample(fsdd_digits("george", "5772156649", 45), 8000, 16000)
+    first = asyncio.run(_l16_call(live_server, "l16-original", audio, "george"))
+    assert [t["decision"] for t in first if t.get("event") == "decision"] == ["ACCEPT"]
+    texts = asyncio.run(_l16_call(live_server, "l16-replayed", audio, "george"))
+    decisions = [t for t in texts if t.get("event") == "decision"]
+    assert [d["decision"] for d in decisions] == ["SPOOF_SUSPECTED"]
+    assert "reason" not in decisions[0] and "score" not in decisions[0]
+    assert _outcome(live_server, "l16-replayed")["decision"] == "SPOOF_SUSPECTED"
+    with live_server.pipe.store.transaction() as tx:
+        attempt = tx.session.execute(
+            select(VerificationAttempt).where(VerificationAttempt.call_id == "l16-replayed")
+        ).scalar_one()
+        assert attempt.spoof_reason == "replay"
+    fresh = resample(fsdd_digits("george", "5772156649", 46), 8000, 16000)
+    again = asyncio.run(_l16_call(live_server, "l16-fresh", fresh, "george"))
+    assert [t["decision"] for t in again if t.get("event") == "decision"] == ["ACCEPT"]

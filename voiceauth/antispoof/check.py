@@ -14,17 +14,18 @@ the verification transaction that holds the speaker's row lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import datetime as dt
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 from voiceauth.antispoof.countermeasure import Countermeasure, SpoofResult
-from voiceauth.antispoof.replay import DEFAULT_MAX_BER, Fingerprint, find_replay, fingerprint
+from voiceauth.antispoof.replay import DEFAULT_MAX_BER, Fingerprint, ReplayPolicy, find_replay, fingerprint
 from voiceauth.antispoof.windows import AntiSpoofError
 from voiceauth.embedding.base import FloatArray
-from voiceauth.verification import SpoofOutcome
+from voiceauth.verification import SpoofCheck, SpoofOutcome
 
-__all__ = ["MODES", "Mode", "SpoofVerdict", "assess", "check_mode", "outcome"]
+__all__ = ["MODES", "Mode", "SpoofVerdict", "assess", "check_mode", "make_check", "outcome"]
 
 Reason = Literal["replay", "synthetic"]
 Mode = Literal["off", "monitor", "enforce"]
@@ -104,3 +105,34 @@ def outcome(verdict: SpoofVerdict, mode: Mode, *, remember: bool = True) -> Spoo
         fingerprint=verdict.fingerprint.to_bytes() if remember else None,
         threshold=verdict.threshold,
     )
+
+
+def make_check(
+    speech_16k: FloatArray,
+    *,
+    spoof: SpoofResult | None,
+    mode: Mode,
+    replay: ReplayPolicy | None,
+    now: Callable[[], float],
+) -> SpoofCheck | None:
+    """The verifier's spoof check of one attempt (None when there is nothing to check): the AASIST result computed
+    beforehand (``spoof``, None when not scored) and, with ``replay``, the replay check of ``speech_16k`` (16 kHz VAD
+    speech) against the speaker's earlier attempts, which the verifier hands over inside its transaction; the new
+    fingerprint is then stored with the attempt. ``now``: unix seconds (the store's clock)."""
+    if (spoof is None and replay is None) or speech_16k.size == 0:
+        return None
+
+    def check(history: list[tuple[dt.datetime, bytes]]) -> SpoofOutcome:
+        verdict = assess(
+            speech_16k,
+            countermeasure=None,
+            spoof=spoof,
+            history=[(ts.timestamp(), Fingerprint.from_bytes(b)) for ts, b in history] if replay else [],
+            now=now(),
+            retention_s=replay.retention_s if replay else 0.0,
+            max_ber=replay.max_ber if replay else DEFAULT_MAX_BER,
+            replay_check=replay is not None,
+        )
+        return outcome(verdict, mode, remember=replay is not None)
+
+    return check

@@ -19,6 +19,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +32,7 @@ __all__ = [
     "Fingerprint",
     "Match",
     "ReplayGuard",
+    "ReplayPolicy",
     "compare",
     "find_replay",
     "fingerprint",
@@ -83,6 +85,20 @@ class Match:
     overlap: int
 
 
+@dataclass(frozen=True)
+class ReplayPolicy:
+    """The replay check: an attempt whose speech matches one of the speaker's earlier attempts (kept
+    ``retention_s``) at a fingerprint bit error rate at or below ``max_ber`` is a replay."""
+
+    retention_s: float = 30 * 86_400.0
+    max_ber: float = DEFAULT_MAX_BER
+
+    @classmethod
+    def from_settings(cls, s: Any) -> ReplayPolicy | None:
+        """From ``Settings.replay_*``; None when ``replay_check`` is off."""
+        return cls(float(s.replay_retention_s), float(s.replay_max_ber)) if s.replay_check else None
+
+
 def _band_matrix() -> npt.NDArray[np.float64]:
     freqs = np.fft.rfftfreq(FRAME, 1.0 / RATE)
     edges = np.geomspace(F_LO, F_HI, N_BANDS + 1)
@@ -120,30 +136,78 @@ def fingerprint(samples: npt.ArrayLike, sample_rate: int) -> Fingerprint:
     return Fingerprint(packed, active)
 
 
-def _popcount32(v: npt.NDArray[np.uint32]) -> npt.NDArray[np.int64]:
-    return np.unpackbits(v.astype("<u4").view(np.uint8).reshape(-1, 4), axis=1).sum(axis=1).astype(np.int64)
+_BIT_SHIFTS = np.arange(32, dtype=np.uint32)
 
 
-def compare(a: Fingerprint, b: Fingerprint, min_overlap: int = MIN_OVERLAP) -> Match:
+def _planes(fp: Fingerprint) -> npt.NDArray[np.float64]:
+    """(frames, 34): the active mask, the number of set bits of active frames, and the 32 bit planes (0 where
+    inactive)."""
+    active = fp.active.astype(np.float64)
+    bits = ((fp.bits[:, None] >> _BIT_SHIFTS) & 1).astype(np.float64) * active[:, None]
+    return np.column_stack([active, bits.sum(axis=1), bits])
+
+
+def _spectrum(fp: Fingerprint, length: int, *, reverse: bool = False) -> npt.NDArray[np.complex128]:
+    planes = _planes(fp)
+    return np.fft.rfft(planes[::-1] if reverse else planes, length, axis=0)
+
+
+def _fft_length(a: Fingerprint, b: Fingerprint) -> int:
+    return 1 << (a.frames + b.frames - 2).bit_length()
+
+
+def _correlations(
+    a: Fingerprint, b: Fingerprint, fa: npt.NDArray[np.complex128] | None = None
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """For every alignment of ``b`` against ``a`` (index ``off + b.frames - 1``, ``off`` = frame of ``a`` minus
+    frame of ``b``): the number of differing bits over the frames active in both, and that number of frames.
+
+    Per bit plane, ``a xor b = a + b - 2ab``, so each sum is a cross-correlation of 0/1 sequences; all of them are
+    computed with FFTs (exact: integer results far below float64's 2**53, rounded)."""
+    size = a.frames + b.frames - 1
+    length = _fft_length(a, b)
+    if fa is None:
+        fa = _spectrum(a, length)
+    fb = _spectrum(b, length, reverse=True)  # b reversed: a correlation, not a convolution
+    both = fa[:, 0] * fb[:, 0]
+    differing = fa[:, 1] * fb[:, 0] + fa[:, 0] * fb[:, 1] - 2.0 * np.einsum("fk,fk->f", fa[:, 2:], fb[:, 2:])
+    counts = np.rint(np.fft.irfft(both, length)[:size]).astype(np.int64)
+    errors = np.rint(np.fft.irfft(differing, length)[:size]).astype(np.int64)
+    return errors, counts
+
+
+def compare(
+    a: Fingerprint,
+    b: Fingerprint,
+    min_overlap: int = MIN_OVERLAP,
+    *,
+    spectra: dict[int, npt.NDArray[np.complex128]] | None = None,
+) -> Match:
     """Lowest bit error rate over all alignments of ``b`` against ``a`` sharing ``min_overlap`` active frames.
 
-    BER 1.0 (no match) when no alignment shares enough active frames.
+    BER 1.0 (no match) when no alignment shares enough active frames. All alignments at once (FFT
+    cross-correlations); ``benchmarks/replay_check.py`` checks it against the alignment-by-alignment definition.
+    ``spectra``: a cache of ``a``'s spectra by FFT length, for comparing one probe with many fingerprints.
     """
     best = Match(1.0, 0, 0)
-    if a.frames == 0 or b.frames == 0:
+    if int(a.active.sum()) < min_overlap or int(b.active.sum()) < min_overlap:
         return best
-    for off in range(-(b.frames - 1), a.frames):
-        a0, b0 = max(0, off), max(0, -off)
-        n = min(a.frames - a0, b.frames - b0)
-        mask = a.active[a0 : a0 + n] & b.active[b0 : b0 + n]
-        k = int(mask.sum())
-        if k < min_overlap:
-            continue
-        xor = np.bitwise_xor(a.bits[a0 : a0 + n][mask], b.bits[b0 : b0 + n][mask])
-        ber = float(_popcount32(xor).sum()) / (32.0 * k)
-        if ber < best.ber:
-            best = Match(ber, off, k)
-    return best
+    fa = None
+    if spectra is not None:
+        length = _fft_length(a, b)
+        fa = spectra.get(length)
+        if fa is None:
+            fa = spectra[length] = _spectrum(a, length)
+    errors, counts = _correlations(a, b, fa)
+    enough = counts >= min_overlap
+    if not enough.any():
+        return best
+    ber = np.full(counts.size, np.inf)
+    ber[enough] = errors[enough] / (32.0 * counts[enough])
+    k = int(np.argmin(ber))  # the first of equal alignments, lowest offset first
+    if ber[k] >= best.ber:
+        return best
+    return Match(float(ber[k]), k - (b.frames - 1), int(counts[k]))
 
 
 def find_replay(
@@ -158,10 +222,11 @@ def find_replay(
     ``history`` holds (timestamp in seconds, fingerprint) of earlier attempts *for the same speaker*.
     """
     found: Match | None = None
+    spectra: dict[int, npt.NDArray[np.complex128]] = {}  # the probe's, computed once per FFT length
     for ts, fp in history:
         if now - ts > retention_s:
             continue
-        m = compare(probe, fp)
+        m = compare(probe, fp, spectra=spectra)
         if m.ber <= max_ber and (found is None or m.ber < found.ber):
             found = m
     return found

@@ -149,9 +149,9 @@ class CallSpoof:
             self._futures.append(self.batcher.submit(x[self._next_end - w : self._next_end]))
             self._next_end += hop
 
-    def check(self, speech: FloatArray) -> SpoofCheck | None:
-        """At the voice decision: the spoof check for the verifier. ``enforce`` waits for the call's windows;
-        ``monitor`` returns None when they are not all scored yet (:meth:`settle` records them later)."""
+    def result(self, speech: FloatArray) -> SpoofResult | None:
+        """At the voice decision: the call's AASIST result. ``enforce`` waits for the call's windows; ``monitor``
+        returns None when they are not all scored yet (:meth:`settle` records them later)."""
         if not self._futures:
             if speech.size == 0:
                 return None
@@ -165,15 +165,21 @@ class CallSpoof:
         else:
             self._late = self._pooled_later()
             return None
-        result = self.batcher.cm.decide(scores)
+        return self.batcher.cm.decide(scores)
+
+    def check(self, speech: FloatArray) -> SpoofCheck | None:
+        """:meth:`result` as the verifier's spoof check (no replay check: the streaming verifier adds that)."""
+        result = self.result(speech)
+        if result is None:
+            return None
         mode = self.mode
         return lambda _history: spoof_outcome(result, mode)
 
     def settle(self, result: VerificationResult, verifier: Verifier, tenant: str) -> None:
         """After the decision: in monitor mode, record a score that was not ready on the attempt when it arrives."""
         late, self._late = self._late, None
-        if late is None or result.attempt_id is None or result.score is None:
-            return  # nothing pending, or the voice was never scored (locked out, not enrolled, ...)
+        if late is None or result.attempt_id is None or result.score is None or result.spoof_reason == "replay":
+            return  # nothing pending, the voice was never scored (locked out, not enrolled, ...), or a replay
         attempt_id, mode = result.attempt_id, self.mode
 
         def record(done: Future[SpoofResult]) -> None:
