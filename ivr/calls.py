@@ -117,6 +117,11 @@ class CallRegistry:
             found = [c for (t, _), c in reversed(self._calls.items()) if t == tenant and c.speaker_id == speaker_id]
         return found[:limit]
 
+    def for_tenant(self, tenant: str) -> list[CallOutcome]:
+        """A consistent snapshot of one tenant's call outcomes held in memory, oldest first."""
+        with self._lock:
+            return [c for (t, _), c in self._calls.items() if t == tenant]
+
 
 class StoreCallLog:
     """Call outcomes in the store. :meth:`put` queues a snapshot and returns at once (a call's decision is never

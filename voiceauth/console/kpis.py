@@ -4,7 +4,8 @@
 - verification success rate: ACCEPT among verifications of enrolled, active callers (ACCEPT, REJECT,
   NOT_ENOUGH_SPEECH, LOCKED_OUT); claims of unknown, opted-out or expired callers are not counted;
 - fallback-to-PIN rate: of the IVR calls that ended verified, the share verified by PIN instead of voice (from the
-  IVR's call outcomes, which the running service keeps in memory; None where none are available);
+  call outcomes every worker writes to the store's ``calls`` table; from this worker's in-memory outcomes only when
+  its IVR keeps none in the store; None when no call was verified);
 - average speech time to decision: mean net speech seconds of ACCEPT/REJECT decisions;
 - false-reject complaints: ``complaint.false_reject`` audit events (recorded from the console), also per 100 rejects.
 """
@@ -17,10 +18,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from voiceauth.store.models import AuditEvent, Speaker, VerificationAttempt, Voiceprint
+from voiceauth.store.models import AuditEvent, CallRecord, Speaker, VerificationAttempt, Voiceprint
 from voiceauth.store.repo import StoreTx
 
-__all__ = ["COMPLAINT_ACTION", "compute_kpis", "pin_fallback"]
+__all__ = ["COMPLAINT_ACTION", "compute_kpis", "pin_fallback", "stored_pin_fallback"]
 
 COMPLAINT_ACTION = "complaint.false_reject"
 _ENROLLED_STATES = ("ACCEPT", "REJECT", "NOT_ENOUGH_SPEECH", "LOCKED_OUT")
@@ -45,8 +46,21 @@ def pin_fallback(calls: Iterable[Any], since: dt.datetime) -> tuple[int, int]:
     return pin, verified
 
 
+def stored_pin_fallback(tx: StoreTx, tenant_id: int, since: dt.datetime) -> tuple[int, int, int]:
+    """(calls verified by PIN, calls verified, calls recorded) among the stored calls started at or after ``since``."""
+    rows = tx.session.execute(
+        select(CallRecord.method, func.count())
+        .where(CallRecord.tenant_id == tenant_id, CallRecord.started_at >= since)
+        .group_by(CallRecord.method)
+    ).all()
+    by_method = {str(m): int(n) for m, n in rows}
+    pin = by_method.get("pin", 0)
+    return pin, pin + by_method.get("voice", 0), sum(by_method.values())
+
+
 def compute_kpis(tx: StoreTx, tenant_id: int, since: dt.datetime, calls: Iterable[Any] | None = None) -> dict[str, Any]:
-    """The KPI values and the counts behind them (JSON-ready)."""
+    """The KPI values and the counts behind them (JSON-ready). ``calls``: this worker's in-memory call outcomes,
+    used only when no call of the window is in the store (an IVR run without ``persist_calls``)."""
     s = tx.session
     registered = int(
         s.execute(
@@ -81,7 +95,9 @@ def compute_kpis(tx: StoreTx, tenant_id: int, since: dt.datetime, calls: Iterabl
             .where(AuditEvent.tenant_id == tenant_id, AuditEvent.action == COMPLAINT_ACTION, AuditEvent.ts >= since)
         ).scalar_one()
     )
-    pin, verified = pin_fallback(calls, since) if calls is not None else (0, 0)
+    pin, verified, recorded = stored_pin_fallback(tx, tenant_id, since)
+    if recorded == 0 and calls is not None:
+        pin, verified = pin_fallback(calls, since)
     rejects = by_decision.get("REJECT", 0)
     return {
         "since": since.isoformat(),
@@ -90,9 +106,9 @@ def compute_kpis(tx: StoreTx, tenant_id: int, since: dt.datetime, calls: Iterabl
         "enrolled": enrolled,
         "verification_success_rate": _rate(by_decision.get("ACCEPT", 0), attempts),
         "verifications": by_decision,
-        "fallback_to_pin_rate": _rate(pin, verified) if calls is not None else None,
-        "calls_verified": verified if calls is not None else None,
-        "calls_verified_by_pin": pin if calls is not None else None,
+        "fallback_to_pin_rate": _rate(pin, verified),
+        "calls_verified": verified,
+        "calls_verified_by_pin": pin,
         "avg_speech_s_to_decision": None if avg_speech is None else round(float(avg_speech), 2),
         "false_reject_complaints": complaints,
         "complaints_per_100_rejects": None if rejects == 0 else round(100 * complaints / rejects, 2),

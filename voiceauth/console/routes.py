@@ -232,12 +232,10 @@ def clear_lockout(
     return {"speaker": ref, "cleared": True}
 
 
-def _ivr_calls(request: Request) -> list[Any] | None:
+def _ivr_calls(request: Request, tenant: str) -> list[Any] | None:
+    """This worker's in-memory call outcomes of ``tenant`` (None without an IVR)."""
     registry = getattr(getattr(request.app.state, "ivr", None), "registry", None)
-    if registry is None:
-        return None
-    with registry._lock:  # noqa: SLF001 - a consistent snapshot of the in-memory call outcomes
-        return list(registry._calls.values())  # noqa: SLF001
+    return None if registry is None else list(registry.for_tenant(tenant))
 
 
 def parse_since(since: str | None, days: int, now: dt.datetime) -> dt.datetime:
@@ -260,7 +258,7 @@ def console_kpis(
     svc: AppServices = Depends(get_services),
 ) -> dict[str, Any]:
     """Enrolment rate, verification success rate, fallback-to-PIN rate, speech time to decision, complaints."""
-    calls = _ivr_calls(request)
+    calls = _ivr_calls(request, p.tenant)
     with svc.store.transaction() as tx:
         out = compute_kpis(tx, p.tenant_id, parse_since(since, days, tx.clock()), calls)
         tx.audit("kpi.read", actor=p.actor, tenant_id=p.tenant_id)
