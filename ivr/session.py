@@ -289,6 +289,9 @@ class CallSession:
             "operating_point": r.operating_point,
             "watchlist_hit": r.watchlist_hit.label if r.watchlist_hit else None,
             "attempt_id": r.attempt_id,
+            "spoof_score": r.spoof_score,  # AASIST log-odds (None: not scored, or a monitor score still coming)
+            "spoof_threshold": r.spoof_threshold,
+            "spoof_reason": r.spoof_reason,  # replay | synthetic when suspected
             "early": decided.early,
             "compute_ms": round(decided.compute_ms, 1),
         }

@@ -13,7 +13,7 @@ import websockets
 from sqlalchemy import select
 
 from ivr.dtmf import dtmf_tone
-from tests.ivr.conftest import TELEPHONY_KEY, LiveServer, fsdd_digits
+from tests.ivr.conftest import SECURITY_KEY, TELEPHONY_KEY, LiveServer, fsdd_digits
 from voiceauth.audio.codecs import l16_encode
 from voiceauth.audio.resample import resample
 from voiceauth.store.models import VerificationAttempt
@@ -106,7 +106,10 @@ def test_a_call_replaying_an_earlier_call_is_refused(live_server: LiveServer) ->
     decisions = [t for t in texts if t.get("event") == "decision"]
     assert [d["decision"] for d in decisions] == ["SPOOF_SUSPECTED"]
     assert "reason" not in decisions[0] and "score" not in decisions[0]
-    assert _outcome(live_server, "l16-replayed")["decision"] == "SPOOF_SUSPECTED"
+    public = _outcome(live_server, "l16-replayed")
+    assert public["decision"] == "SPOOF_SUSPECTED" and "spoof_reason" not in public and "score" not in public
+    r = httpx.get(f"{live_server.url}/v1/calls/l16-replayed", headers={"Authorization": f"Bearer {SECURITY_KEY}"})
+    assert r.status_code == 200 and r.json()["spoof_reason"] == "replay"  # security staff see why
     with live_server.pipe.store.transaction() as tx:
         attempt = tx.session.execute(
             select(VerificationAttempt).where(VerificationAttempt.call_id == "l16-replayed")
