@@ -8,16 +8,15 @@ and the decision logic are under test here, not the network.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from alembic import command
-from sqlalchemy import MetaData, insert, select
+from sqlalchemy import select
 
 from enrollment.session import Enroller
+from tests.store.legacy import enrolled_at_revision
 from voiceauth.audio.types import Quality
 from voiceauth.config import Settings
 from voiceauth.embedding.fake import FakeEngine
@@ -26,7 +25,7 @@ from voiceauth.errors import ConfigError
 from voiceauth.pipeline import Pipeline, check_cohort_space
 from voiceauth.scoring.base import CosineScorer
 from voiceauth.scoring.shipped import COHORT_DIR, cohort_space
-from voiceauth.store.db import _alembic_config, create_db_engine
+from voiceauth.store.db import create_db_engine
 from voiceauth.store.models import AuditEvent, Voiceprint
 from voiceauth.store.repo import Store
 from voiceauth.store.testing import FakeClock, test_keyring
@@ -115,41 +114,7 @@ def test_watchlist_entries_of_another_network_are_not_searched(store: Store, cap
 def test_migration_0006_reads_old_rows_as_the_released_network(db_url: str) -> None:
     engine = create_db_engine(db_url)
     keyring = test_keyring()
-    cfg = _alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0005")
-    now = dt.datetime(2026, 11, 1, 12, 0)
-    with engine.begin() as conn:
-        meta = MetaData()
-        meta.reflect(conn)
-        assert "space" not in meta.tables["voiceprints"].c
-        tables = meta.tables
-        tenant = conn.execute(insert(tables["tenants"]).values(name="acme", created_at=now)).inserted_primary_key[0]
-        sid = conn.execute(
-            insert(tables["speakers"]).values(
-                tenant_id=tenant,
-                external_ref="alice",
-                status="active",
-                voice_disabled=False,
-                created_at=now,
-                updated_at=now,
-            )
-        ).inserted_primary_key[0]
-        key_id, vp_blob = keyring.encrypt_vector(voice(1), f"voiceauth:voiceprints:{sid}".encode())
-        conn.execute(
-            insert(tables["voiceprints"]).values(
-                speaker_id=sid,
-                key_id=key_id,
-                embedding=vp_blob,
-                net_speech_s=9.0,
-                n_utterances=1,
-                narrowband=True,
-                created_at=now,
-                updated_at=now,
-                expires_at=now + dt.timedelta(days=3650),
-            )
-        )
+    assert "space" not in enrolled_at_revision(engine, keyring, "0005", voice(1))
     store = Store(engine, keyring, clock=FakeClock())  # migrates to head
     try:
         with store.transaction() as tx:

@@ -6,13 +6,13 @@ import datetime as dt
 
 import numpy as np
 import pytest
-from alembic import command
-from sqlalchemy import MetaData, insert, select
+from sqlalchemy import select
 
+from tests.store.legacy import enrolled_at_revision
 from voiceauth.audio.types import Quality
 from voiceauth.errors import VoiceprintUnreadable
 from voiceauth.store.crypto import Keyring
-from voiceauth.store.db import _alembic_config, create_db_engine
+from voiceauth.store.db import create_db_engine
 from voiceauth.store.models import EnrollmentUtterance, Voiceprint
 from voiceauth.store.repo import Store, StoreTx
 from voiceauth.store.testing import FakeClock, test_keyring
@@ -52,55 +52,7 @@ def save_both(tx: StoreTx, ref: str = "alice") -> None:
 def test_upgrade_from_0004_keeps_rows_and_gives_them_no_full_band(db_url: str) -> None:
     engine = create_db_engine(db_url)
     keyring = test_keyring()
-    cfg = _alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0004")
-    now = dt.datetime(2026, 11, 1, 12, 0)  # naive UTC: written below the model layer
-    with engine.begin() as conn:
-        meta = MetaData()
-        meta.reflect(conn)
-        assert "embedding_wide" not in meta.tables["voiceprints"].c
-        tables = meta.tables
-        tenant = conn.execute(insert(tables["tenants"]).values(name="acme", created_at=now)).inserted_primary_key
-        sid = conn.execute(
-            insert(tables["speakers"]).values(
-                tenant_id=tenant[0],
-                external_ref="alice",
-                status="active",
-                voice_disabled=False,
-                created_at=now,
-                updated_at=now,
-            )
-        ).inserted_primary_key[0]
-        key_id, utt_blob = keyring.encrypt_vector(unit(1), f"voiceauth:enrollment_utterances:{sid}".encode())
-        _, vp_blob = keyring.encrypt_vector(unit(4), f"voiceauth:voiceprints:{sid}".encode())
-        conn.execute(
-            insert(tables["enrollment_utterances"]).values(
-                speaker_id=sid,
-                key_id=key_id,
-                embedding=utt_blob,
-                net_speech_s=9.0,
-                snr_db=30.0,
-                clipping_ratio=0.0,
-                level_dbfs=-20.0,
-                narrowband=True,
-                created_at=now,
-            )
-        )
-        conn.execute(
-            insert(tables["voiceprints"]).values(
-                speaker_id=sid,
-                key_id=key_id,
-                embedding=vp_blob,
-                net_speech_s=9.0,
-                n_utterances=1,
-                narrowband=True,
-                created_at=now,
-                updated_at=now,
-                expires_at=now + dt.timedelta(days=3650),
-            )
-        )
+    assert "embedding_wide" not in enrolled_at_revision(engine, keyring, "0004", unit(4), utterance=unit(1))
     store = Store(engine, keyring, clock=FakeClock())  # migrates to head
     try:
         with store.transaction() as tx:
