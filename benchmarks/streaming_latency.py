@@ -45,6 +45,23 @@ def digits(speaker: str, ds: str, index: int) -> np.ndarray:
     return np.concatenate([sf.read(FSDD / f"{d}_{speaker}_{index}.wav", dtype="float32")[0] for d in ds])
 
 
+class Takes:
+    """A new FSDD take for every call: the service's replay check (on, as in production) would rightly refuse a
+    recording it has heard before. Takes 2-49 of each digit (0 and 1 enrol george), one string per call."""
+
+    FIRST, LAST = 2, 49
+
+    def __init__(self) -> None:
+        self.used = 0
+
+    def call(self, speaker: str) -> np.ndarray:
+        if self.used >= (self.LAST - self.FIRST + 1) * len(STRINGS):
+            raise RuntimeError("the FSDD takes are used up; run fewer or smaller levels")
+        index, string = self.FIRST + self.used // len(STRINGS), STRINGS[self.used % len(STRINGS)]
+        self.used += 1
+        return digits(speaker, string, index)
+
+
 def _single_thread() -> None:
     try:
         ctypes.CDLL(None).omp_set_num_threads(1)
@@ -79,6 +96,7 @@ def _setup(home: Path, engine: Any, antispoof: str = "off") -> Any:
 # -- part 1 -----------------------------------------------------------------------------------------------------
 def single_call_latency(n_per_speaker: int = 2) -> dict[str, Any]:
     from models.fetch import ensure_model
+    from voiceauth.antispoof.replay import ReplayPolicy
     from voiceauth.audio.codecs import mulaw_encode
     from voiceauth.audio.stream import StreamingFrontEnd
     from voiceauth.config import Settings
@@ -98,7 +116,13 @@ def single_call_latency(n_per_speaker: int = 2) -> dict[str, Any]:
             audio = digits(speaker, STRINGS[k], 45 + k)
             fe = StreamingFrontEnd(settings, sample_rate=8000, fmt="mulaw")
             sv = StreamingVerifier(
-                frontend=fe, engine=engine, verifier=pipe.verifier, tenant=TENANT, speaker_ref="george", policy=policy
+                frontend=fe,
+                engine=engine,
+                verifier=pipe.verifier,
+                tenant=TENANT,
+                speaker_ref="george",
+                policy=policy,
+                replay=ReplayPolicy.from_settings(settings),  # as the IVR runs it
             )
             data, decided = mulaw_encode(audio), None
             for i in range(0, len(data), 800):
@@ -232,7 +256,8 @@ class _Call:
 
 
 async def _level(url: str, n: int, audios: list[tuple[np.ndarray, bool]]) -> dict[str, Any]:
-    """N calls, starts spread over one call length, all paced by one 20 ms ticker in this one process."""
+    """N calls (call i plays ``audios[i % len(audios)]``), starts spread over one call length, all paced by one
+    20 ms ticker in this one process."""
     from voiceauth.audio.codecs import l16_encode
 
     encoded = [(l16_encode(a), g) for a, g in audios]
@@ -270,6 +295,7 @@ async def _level(url: str, n: int, audios: list[tuple[np.ndarray, bool]]) -> dic
         "genuine_accepted": sum(1 for c in calls if c.genuine and c.decision == "ACCEPT"),
         "genuine": sum(1 for c in calls if c.genuine),
         "errors": sum(1 for c in calls if c.error is not None and c.decision is None),
+        "spoof_suspected": sum(1 for c in calls if c.decision == "SPOOF_SUSPECTED"),  # replay check: expected 0
         "p50_ms": float(np.percentile(lat, 50)) if lat else None,
         "p95_ms": float(np.percentile(lat, 95)) if lat else None,
         "p99_ms": float(np.percentile(lat, 99)) if lat else None,
@@ -300,14 +326,23 @@ def concurrency(
         port = q.get(timeout=300)
         time.sleep(2.0)
         url = f"ws://127.0.0.1:{port}"
-        audios = [(digits(s, STRINGS[k % len(STRINGS)], 40 + k), s == "george") for k, s in enumerate(SPEAKERS)]
-        if greeting_s > 0:  # the caller listens to the IVR's greeting first: line noise (-60 dBFS) before speech
-            line = np.random.default_rng(7).normal(0.0, 1e-3, int(greeting_s * 8000)).astype(np.float32)
-            audios = [(np.concatenate([line, a]), g) for a, g in audios]
-        asyncio.run(_level(url, 2, audios))  # warm-up (first-call costs are not a level's)
+        takes = Takes()
+        line = np.random.default_rng(7).normal(0.0, 1e-3, int(greeting_s * 8000)).astype(np.float32)
+
+        def audios_for(n: int) -> list[tuple[np.ndarray, bool]]:
+            """n calls cycling through the six speakers, each call a take no earlier call played."""
+            out = []
+            for i in range(n):
+                speaker = SPEAKERS[i % len(SPEAKERS)]
+                # the caller listens to the IVR's greeting first: line noise (-60 dBFS) before speech
+                out.append((np.concatenate([line, takes.call(speaker)]), speaker == "george"))
+            return out
+
+        asyncio.run(_level(url, 2, audios_for(2)))  # warm-up (first-call costs are not a level's)
         out = []
         for n in levels:
             assert proc.pid is not None
+            audios = audios_for(n)
             load = os.getloadavg()[0]
             cpu0 = _cpu_s(proc.pid)
             row = asyncio.run(_level(url, n, audios))
@@ -416,16 +451,18 @@ def main() -> None:
         f"## Concurrent real-time calls (L16 8 kHz over WebSocket, embedding backend `{args.backend}`)",
         "",
         "One client process (asyncio, frames pre-encoded, one 20 ms ticker paces every call); the server in its own "
-        f"process with {args.workers} IVR worker threads, AASIST off; {args.greeting_s:.1f} s of line noise (the IVR "
+        f"process with {args.workers} IVR worker threads, AASIST off, the replay check on as in production (every "
+        f"call plays a take no earlier call played; `replayed` counts calls refused as replays, expected 0); "
+        f"{args.greeting_s:.1f} s of line noise (the IVR "
         "greeting) before the caller speaks; call starts spread evenly over one call length; audio reaches the "
         f"verifier in {args.feed_ms} ms "
         "blocks near an evaluation and in blocks of up to 1 s while far from one. Each call claims george and is "
         "one of six FSDD speakers (george: the genuine caller, ACCEPT expected; the others REJECT). Latency = decision "
         "arrival - sending of the frame at the server's `decided_at_ms`.",
         "",
-        "| calls | load 1m | decided | correct | errors | p50 ms | p95 ms | p99 ms | max ms "
+        "| calls | load 1m | decided | correct | replayed | errors | p50 ms | p95 ms | p99 ms | max ms "
         "| server CPU s / call | client CPU s / call |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def f(v: float | None) -> str:
@@ -433,7 +470,8 @@ def main() -> None:
 
     for r in rows:
         lines.append(
-            f"| {r['calls']} | {r['load_avg_1m']:.1f} | {r['decided']} | {r['correct']} | {r['errors']} "
+            f"| {r['calls']} | {r['load_avg_1m']:.1f} | {r['decided']} | {r['correct']} | {r['spoof_suspected']} "
+            f"| {r['errors']} "
             f"| {f(r['p50_ms'])} | {f(r['p95_ms'])} | {f(r['p99_ms'])} | {f(r['max_ms'])} "
             f"| {r['server_cpu_s_per_call']:.3f} | {r['client_cpu_s_per_call']:.3f} |"
         )
