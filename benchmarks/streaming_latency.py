@@ -46,20 +46,23 @@ def digits(speaker: str, ds: str, index: int) -> np.ndarray:
 
 
 class Takes:
-    """A new FSDD take for every call: the service's replay check (on, as in production) would rightly refuse a
-    recording it has heard before. Takes 2-49 of each digit (0 and 1 enrol george), one string per call."""
+    """A new recording for every call: the service's replay check (on, as in production) rightly refuses audio it
+    has heard before, even a single reused digit recording spliced into another string. A call of a speaker plays
+    digit string ``STRINGS[k % 4]`` from that speaker's recordings ``index`` = 2, 3, ... 49 (each index once;
+    0 and 1 enrol george)."""
 
     FIRST, LAST = 2, 49
 
     def __init__(self) -> None:
-        self.used = 0
+        self.used: dict[str, int] = {}
 
-    def call(self, speaker: str) -> np.ndarray:
-        if self.used >= (self.LAST - self.FIRST + 1) * len(STRINGS):
-            raise RuntimeError("the FSDD takes are used up; run fewer or smaller levels")
-        index, string = self.FIRST + self.used // len(STRINGS), STRINGS[self.used % len(STRINGS)]
-        self.used += 1
-        return digits(speaker, string, index)
+    def call(self, speaker: str) -> tuple[np.ndarray, int]:
+        """(audio, recording index) of the speaker's next call."""
+        k = self.used.get(speaker, 0)
+        if self.FIRST + k > self.LAST:
+            raise RuntimeError(f"{speaker}'s FSDD recordings are used up; run fewer or smaller levels")
+        self.used[speaker] = k + 1
+        return digits(speaker, STRINGS[k % len(STRINGS)], self.FIRST + k), self.FIRST + k
 
 
 def _single_thread() -> None:
@@ -296,6 +299,7 @@ async def _level(url: str, n: int, audios: list[tuple[np.ndarray, bool]]) -> dic
         "genuine": sum(1 for c in calls if c.genuine),
         "errors": sum(1 for c in calls if c.error is not None and c.decision is None),
         "spoof_suspected": sum(1 for c in calls if c.decision == "SPOOF_SUSPECTED"),  # replay check: expected 0
+        "decisions": [(c.i, c.decision) for c in calls],
         "p50_ms": float(np.percentile(lat, 50)) if lat else None,
         "p95_ms": float(np.percentile(lat, 95)) if lat else None,
         "p99_ms": float(np.percentile(lat, 99)) if lat else None,
@@ -329,25 +333,32 @@ def concurrency(
         takes = Takes()
         line = np.random.default_rng(7).normal(0.0, 1e-3, int(greeting_s * 8000)).astype(np.float32)
 
-        def audios_for(n: int) -> list[tuple[np.ndarray, bool]]:
-            """n calls cycling through the six speakers, each call a take no earlier call played."""
-            out = []
+        def audios_for(n: int) -> tuple[list[tuple[np.ndarray, bool]], list[str]]:
+            """n calls cycling through the six speakers, each call recordings no earlier call played."""
+            out, names = [], []
             for i in range(n):
                 speaker = SPEAKERS[i % len(SPEAKERS)]
+                audio, index = takes.call(speaker)
                 # the caller listens to the IVR's greeting first: line noise (-60 dBFS) before speech
-                out.append((np.concatenate([line, takes.call(speaker)]), speaker == "george"))
-            return out
+                out.append((np.concatenate([line, audio]), speaker == "george"))
+                names.append(f"{speaker}/{index}")
+            return out, names
 
-        asyncio.run(_level(url, 2, audios_for(2)))  # warm-up (first-call costs are not a level's)
+        asyncio.run(_level(url, 2, audios_for(2)[0]))  # warm-up (first-call costs are not a level's)
         out = []
         for n in levels:
             assert proc.pid is not None
-            audios = audios_for(n)
+            audios, names = audios_for(n)
             load = os.getloadavg()[0]
             cpu0 = _cpu_s(proc.pid)
             row = asyncio.run(_level(url, n, audios))
             row["server_cpu_s_per_call"] = (_cpu_s(proc.pid) - cpu0) / n
             row["call_audio_s"] = float(np.mean([a.size / 8000 for a, _ in audios]))
+            decisions = row.pop("decisions")
+            row["wrong"] = [f"{names[i]}: {d}" for i, d in decisions if d != ("ACCEPT" if i % 6 == 0 else "REJECT")]
+            # an impostor's recording with too little speech is refused, not accepted: no error of the verifier
+            row["false_accepts"] = sum(1 for i, d in decisions if i % 6 != 0 and d == "ACCEPT")
+            row["false_rejects"] = sum(1 for i, d in decisions if i % 6 == 0 and d != "ACCEPT")
             row["load_avg_1m"] = load
             print(f"  {n:3d} calls: {row}", flush=True)
             out.append(row)
@@ -460,9 +471,9 @@ def main() -> None:
         "one of six FSDD speakers (george: the genuine caller, ACCEPT expected; the others REJECT). Latency = decision "
         "arrival - sending of the frame at the server's `decided_at_ms`.",
         "",
-        "| calls | load 1m | decided | correct | replayed | errors | p50 ms | p95 ms | p99 ms | max ms "
-        "| server CPU s / call | client CPU s / call |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| calls | load 1m | decided | as expected | false accepts | genuine not accepted | replayed | errors "
+        "| p50 ms | p95 ms | p99 ms | max ms | server CPU s / call | client CPU s / call |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def f(v: float | None) -> str:
@@ -470,11 +481,19 @@ def main() -> None:
 
     for r in rows:
         lines.append(
-            f"| {r['calls']} | {r['load_avg_1m']:.1f} | {r['decided']} | {r['correct']} | {r['spoof_suspected']} "
+            f"| {r['calls']} | {r['load_avg_1m']:.1f} | {r['decided']} | {r['correct']} | {r['false_accepts']} "
+            f"| {r['false_rejects']} | {r['spoof_suspected']} "
             f"| {r['errors']} "
             f"| {f(r['p50_ms'])} | {f(r['p95_ms'])} | {f(r['p99_ms'])} | {f(r['max_ms'])} "
             f"| {r['server_cpu_s_per_call']:.3f} | {r['client_cpu_s_per_call']:.3f} |"
         )
+    wrong = [f"{r['calls']} calls: " + ", ".join(r["wrong"]) for r in rows if r["wrong"]]
+    if wrong:
+        lines += [
+            "",
+            "Not as expected (speaker/recording index: decision; an impostor's NOT_ENOUGH_SPEECH is a refusal, not "
+            "an accept): " + "; ".join(wrong) + ".",
+        ]
     cpu = float(np.median([r["server_cpu_s_per_call"] for r in rows]))
     audio_s = rows[0]["call_audio_s"] if rows else 0.0
     lines += [
