@@ -180,3 +180,12 @@ def test_blocks_sized_by_the_speech_still_needed_decide_at_the_same_point(pipe: 
         assert abs(decided.speech_seconds - small.speech_seconds) < 0.11
         assert abs(decided.decided_at_ms - small.decided_at_ms) <= 100
         assert feeds < small.decided_at_ms / 100 / 2  # at most half as many feeds as 100 ms blocks
+
+
+def test_a_voiceprint_of_another_network_is_expired_at_the_first_evaluation(pipe: Pipeline) -> None:
+    """george was enrolled by the released network; the service now runs the telephone-adapted one. Even a probe
+    identical to the stored voiceprint is not scored: the call decides EXPIRED at the first evaluation."""
+    pipe.verifier.space = "tel-0123abcd"
+    d, _, engine = _run(pipe, E0, _speech("jackson")[0], call_id="stale")
+    assert d.decision == Decision.EXPIRED and d.early and d.result.score is None
+    assert engine.calls == 1 and 3.0 <= d.speech_seconds < 3.6  # no re-embedding while waiting for confidence

@@ -129,7 +129,7 @@ def load_claim(store: Store, tenant: str, external_ref: str, verifier: Verifier)
         threshold = resolve_threshold(op_name, verifier.operating_points, tx.thresholds(t.id))
         spk = tx.speaker(t.id, external_ref)
         vp = tx.voiceprint(spk) if spk is not None else None
-        if vp is None:
+        if vp is None or vp.space != verifier.space:  # another network's voiceprint: the verifier decides EXPIRED
             return ClaimView(voiceprint=None, threshold=threshold)
         return ClaimView(voiceprint=vp.embedding, threshold=threshold, voiceprint_wide=vp.embedding_wide)
 
