@@ -158,3 +158,39 @@ def test_the_pipeline_checks_the_cohort_against_the_engine_it_is_given(tmp_path:
         assert pipe.space == RELEASED_SPACE
     finally:
         pipe.store.dispose()
+
+
+def test_report_voiceprints_counts_what_must_be_re_enrolled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``voiceauth report voiceprints`` against the store: per tenant, voiceprints of the configured network and
+    those of another one, without loading a model."""
+    from typer.testing import CliRunner
+
+    from voiceauth.cli import app
+    from voiceauth.config import get_settings
+    from voiceauth.embedding.space import configured_space
+    from voiceauth.store.repo import open_store
+
+    monkeypatch.setenv("VOICEAUTH_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    settings = get_settings()
+    current = configured_space(settings)
+    assert current.startswith("tel-")  # the telephone adaptation is on by default
+    store = open_store(settings)
+    try:
+        for ref, space in (("alice", RELEASED_SPACE), ("bob", current), ("carol", current)):
+            enroller(store, space).register("acme", ref, consent_method="ivr", consent_text_version="v1", actor="t")
+            enrol(store, space, ref)
+    finally:
+        store.dispose()
+    try:
+        res = CliRunner().invoke(app, ["report", "voiceprints", "--json"])
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.output) == {
+            "acme": {"network": current, "usable": 2, "to_re_enrol": 1, "by_network": {RELEASED_SPACE: 1, current: 2}}
+        }
+        res = CliRunner().invoke(app, ["report", "voiceprints"])
+        assert res.exit_code == 0 and "to re-enrol" in res.output and "acme" in res.output
+        res = CliRunner().invoke(app, ["report", "voiceprints", "--tenant", "nobody"])
+        assert res.exit_code != 0 and "does not exist" in res.output
+    finally:
+        get_settings.cache_clear()

@@ -1,8 +1,11 @@
-"""``voiceauth report kpi --since 2026-01-01``: the contact-centre KPIs as rich tables.
+"""Reports for security staff, as rich tables or ``--json``.
 
-Reads the embedded store directly (``--data-dir``; every tenant, or ``--tenant``), or asks a running service
-(``--api-url`` with a security key: that tenant only, and with the IVR's fallback-to-PIN rate, which the service
-keeps in memory). KPI definitions: :mod:`voiceauth.console.kpis`.
+* ``voiceauth report kpi --since 2026-01-01``: the contact-centre KPIs. Reads the embedded store directly
+  (``--data-dir``; every tenant, or ``--tenant``), or asks a running service (``--api-url`` with a security key:
+  that tenant only). KPI definitions: :mod:`voiceauth.console.kpis`.
+* ``voiceauth report voiceprints``: voiceprints per tenant by the embedding network that made them
+  (:mod:`voiceauth.embedding.space`); those of another network than the configured one verify as ``EXPIRED`` until
+  their callers re-enrol, so this is the re-enrolment to plan before or after changing ``telephone_adapter``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from voiceauth.calibration.stats import CalibrationError
 from voiceauth.cli._common import user_errors
@@ -127,3 +130,57 @@ def kpi(
     console = Console()
     for name, k in results.items():
         console.print(_table(name, k))
+
+
+@app.command("voiceprints")
+def voiceprints(
+    tenant: str | None = typer.Option(None, "--tenant", help="Only this tenant."),
+    data_dir: Path | None = DATA_DIR,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Voiceprints per tenant: usable by the configured network, or to be re-enrolled (made by another one)."""
+    with user_errors():
+        from voiceauth.embedding.space import configured_space, row_space
+        from voiceauth.store.models import Speaker, Tenant, Voiceprint
+        from voiceauth.store.repo import open_store
+
+        settings = settings_for(data_dir)
+        current = configured_space(settings)
+        store = open_store(settings)
+        results: dict[str, dict[str, Any]] = {}
+        try:
+            with store.transaction() as tx:
+                q = select(Tenant).order_by(Tenant.name)
+                tenants = list(tx.session.execute(q if tenant is None else q.where(Tenant.name == tenant)).scalars())
+                for t in tenants:
+                    rows = tx.session.execute(
+                        select(Voiceprint.space, func.count())
+                        .join(Speaker, Speaker.id == Voiceprint.speaker_id)
+                        .where(Speaker.tenant_id == t.id)
+                        .group_by(Voiceprint.space)
+                    ).all()
+                    by_space: dict[str, int] = {}
+                    for space, n in rows:
+                        by_space[row_space(space)] = by_space.get(row_space(space), 0) + int(n)
+                    usable = by_space.get(current, 0)
+                    results[t.name] = {
+                        "network": current,
+                        "usable": usable,
+                        "to_re_enrol": sum(by_space.values()) - usable,
+                        "by_network": by_space,
+                    }
+                tx.audit("voiceprints.report", actor="cli", details={"tenants": len(results)})
+        finally:
+            store.dispose()
+        if tenant is not None and not results:
+            raise CalibrationError(f"tenant {tenant!r} does not exist in the store")
+    if as_json:
+        typer.echo(json.dumps(results, sort_keys=True))
+        return
+    table = Table(title=f"Voiceprints (the configured network: {current})")
+    for col in ("tenant", "usable", "to re-enrol", "by network"):
+        table.add_column(col)
+    for name, r in results.items():
+        nets = ", ".join(f"{k}: {v}" for k, v in sorted(r["by_network"].items())) or "-"
+        table.add_row(name, str(r["usable"]), str(r["to_re_enrol"]), nets)
+    Console().print(table)

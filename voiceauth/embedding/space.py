@@ -11,21 +11,32 @@ network.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-__all__ = ["RELEASED_SPACE", "row_space", "telephone_space"]
+__all__ = ["RELEASED_SPACE", "configured_space", "row_space", "telephone_space"]
 
 #: the released spkrec-ecapa-voxceleb network (also what every row stored before spaces were recorded was made by)
 RELEASED_SPACE = "released"
 
 
-def telephone_space(engine: object) -> str:
-    """The space of ``engine``'s telephone-band embeddings: ``released``, or ``tel-<adapter sha256[:8]>``."""
-    adapter = getattr(engine, "telephone_adapter", None)
+def _adapter_space(adapter: Path | None) -> str:
     if adapter is None:
         return RELEASED_SPACE
     from voiceauth.embedding.telephone import adapter_digest
 
     return f"tel-{adapter_digest(Path(adapter))[:8]}"
+
+
+def telephone_space(engine: object) -> str:
+    """The space of ``engine``'s telephone-band embeddings: ``released``, or ``tel-<adapter sha256[:8]>``."""
+    return _adapter_space(getattr(engine, "telephone_adapter", None))
+
+
+def configured_space(settings: Any) -> str:
+    """The space the engine built from ``settings`` will have (``telephone_adapter``), without loading a model."""
+    from voiceauth.embedding.telephone import ADAPTER_DIR
+
+    return _adapter_space(ADAPTER_DIR if settings.telephone_adapter else None)
 
 
 def row_space(stored: str | None) -> str:
