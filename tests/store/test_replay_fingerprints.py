@@ -41,3 +41,16 @@ def test_erasure_and_opt_out_remove_fingerprints(store: Store) -> None:
     with store.transaction() as tx:
         tx.opt_out(tx.require_speaker(tid, "c-2"), actor="test")
     assert store.count_rows(ReplayFingerprint) == 0
+
+
+def test_history_keeps_the_newest_attempts_only(store: Store, clock: FakeClock) -> None:
+    _speaker(store, "c-1")
+    with store.transaction() as tx:
+        sp = tx.require_speaker(tx.tenant("acme").id, "c-1")
+        for i in range(5):
+            tx.add_replay_fingerprint(sp, f"fp{i}".encode())
+            clock.advance(1.0)
+    with store.transaction() as tx:
+        sp = tx.require_speaker(tx.tenant("acme").id, "c-1")
+        assert [fp for _, fp in tx.replay_history(sp, retention_s=1000.0, keep=3)] == [b"fp2", b"fp3", b"fp4"]
+    assert store.count_rows(ReplayFingerprint) == 3  # the older ones are gone, not just hidden

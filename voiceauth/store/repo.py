@@ -54,6 +54,10 @@ __all__ = ["Clock", "StoredUtterance", "StoredVoiceprint", "Store", "StoreTx", "
 
 log = logging.getLogger(__name__)
 
+#: replay fingerprints kept per speaker (the newest; older ones within the retention are dropped first): a caller's
+#: 500 most recent attempts, about 0.25 s of comparison at the most
+REPLAY_HISTORY_MAX = 500
+
 Clock = Callable[[], dt.datetime]
 
 
@@ -397,19 +401,27 @@ class StoreTx:
         return row
 
     # -- replay fingerprints (anti-spoofing) ---------------------------------------------------------------
-    def replay_history(self, speaker: Speaker, *, retention_s: float) -> list[tuple[dt.datetime, bytes]]:
-        """The speaker's stored attempt fingerprints, oldest first; rows older than ``retention_s`` are deleted."""
+    def replay_history(
+        self, speaker: Speaker, *, retention_s: float, keep: int = REPLAY_HISTORY_MAX
+    ) -> list[tuple[dt.datetime, bytes]]:
+        """The speaker's stored attempt fingerprints, oldest first. Rows older than ``retention_s`` are deleted, and
+        so are all but the newest ``keep`` (the check's cost grows with them: about 0.5 ms each)."""
         cutoff = self.clock() - dt.timedelta(seconds=retention_s)
         self.session.execute(
             delete(ReplayFingerprint).where(
                 ReplayFingerprint.speaker_id == speaker.id, ReplayFingerprint.created_at < cutoff
             )
         )
-        rows = self.session.execute(
-            select(ReplayFingerprint)
-            .where(ReplayFingerprint.speaker_id == speaker.id)
-            .order_by(ReplayFingerprint.created_at, ReplayFingerprint.id)
-        ).scalars()
+        rows = list(
+            self.session.execute(
+                select(ReplayFingerprint)
+                .where(ReplayFingerprint.speaker_id == speaker.id)
+                .order_by(ReplayFingerprint.created_at, ReplayFingerprint.id)
+            ).scalars()
+        )
+        if len(rows) > keep:
+            old, rows = rows[: len(rows) - keep], rows[len(rows) - keep :]
+            self.session.execute(delete(ReplayFingerprint).where(ReplayFingerprint.id.in_([r.id for r in old])))
         return [(r.created_at, r.fingerprint) for r in rows]
 
     def add_replay_fingerprint(self, speaker: Speaker, fingerprint: bytes) -> None:
