@@ -192,5 +192,9 @@ def test_report_voiceprints_counts_what_must_be_re_enrolled(tmp_path: Path, monk
         assert res.exit_code == 0 and "to re-enrol" in res.output and "acme" in res.output
         res = CliRunner().invoke(app, ["report", "voiceprints", "--tenant", "nobody"])
         assert res.exit_code != 0 and "does not exist" in res.output
+        res = CliRunner().invoke(app, ["report", "kpi", "--json"])  # the KPIs read the same store the same way
+        assert res.exit_code == 0, res.output
+        kpi = json.loads(res.output)["acme"]
+        assert kpi["registered"] == 3 and kpi["enrolled"] == 3 and kpi["calls_verified"] == 0
     finally:
         get_settings.cache_clear()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ from sqlalchemy import func, select
 from voiceauth.calibration.stats import CalibrationError
 from voiceauth.cli._common import user_errors
 from voiceauth.cli._data import DATA_DIR, settings_for
+from voiceauth.config import Settings
+from voiceauth.store.models import Tenant
+from voiceauth.store.repo import StoreTx
 
 __all__ = ["app", "parse_since"]
 
@@ -82,6 +86,27 @@ def _table(tenant: str, k: dict[str, Any]) -> Table:
     return t
 
 
+def _per_tenant(
+    settings: Settings, tenant: str | None, action: str, report: Callable[[StoreTx, Tenant], dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """``report`` of every tenant in the store (or of ``tenant`` only) in one transaction, audited as ``action``."""
+    from voiceauth.store.repo import open_store
+
+    results: dict[str, dict[str, Any]] = {}
+    store = open_store(settings)
+    try:
+        with store.transaction() as tx:
+            q = select(Tenant).order_by(Tenant.name)
+            for t in list(tx.session.execute(q if tenant is None else q.where(Tenant.name == tenant)).scalars()):
+                results[t.name] = report(tx, t)
+            tx.audit(action, actor="cli", details={"tenants": len(results)})
+    finally:
+        store.dispose()
+    if tenant is not None and not results:
+        raise CalibrationError(f"tenant {tenant!r} does not exist in the store")
+    return results
+
+
 @app.command("kpi")
 def kpi(
     since: str = typer.Option("30d", "--since", help="7d, 12h, 2w, or an ISO date such as 2026-01-31."),
@@ -108,22 +133,13 @@ def kpi(
             results[k.pop("tenant")] = k
         else:
             from voiceauth.console.kpis import compute_kpis
-            from voiceauth.store.models import Tenant
-            from voiceauth.store.repo import open_store
 
-            store = open_store(settings_for(data_dir))
-            try:
-                with store.transaction() as tx:
-                    start = parse_since(since, tx.clock())
-                    q = select(Tenant).order_by(Tenant.name)
-                    tenants = tx.session.execute(q if tenant is None else q.where(Tenant.name == tenant)).scalars()
-                    for t in list(tenants):
-                        results[t.name] = compute_kpis(tx, t.id, start)
-                    tx.audit("kpi.report", actor="cli", details={"tenants": len(results)})
-            finally:
-                store.dispose()
-            if tenant is not None and not results:
-                raise CalibrationError(f"tenant {tenant!r} does not exist in the store")
+            results = _per_tenant(
+                settings_for(data_dir),
+                tenant,
+                "kpi.report",
+                lambda tx, t: compute_kpis(tx, t.id, parse_since(since, tx.clock())),
+            )
     if as_json:
         typer.echo(json.dumps(results, sort_keys=True))
         return
@@ -141,39 +157,26 @@ def voiceprints(
     """Voiceprints per tenant: usable by the configured network, or to be re-enrolled (made by another one)."""
     with user_errors():
         from voiceauth.embedding.space import configured_space, row_space
-        from voiceauth.store.models import Speaker, Tenant, Voiceprint
-        from voiceauth.store.repo import open_store
+        from voiceauth.store.models import Speaker, Voiceprint
 
         settings = settings_for(data_dir)
         current = configured_space(settings)
-        store = open_store(settings)
-        results: dict[str, dict[str, Any]] = {}
-        try:
-            with store.transaction() as tx:
-                q = select(Tenant).order_by(Tenant.name)
-                tenants = list(tx.session.execute(q if tenant is None else q.where(Tenant.name == tenant)).scalars())
-                for t in tenants:
-                    rows = tx.session.execute(
-                        select(Voiceprint.space, func.count())
-                        .join(Speaker, Speaker.id == Voiceprint.speaker_id)
-                        .where(Speaker.tenant_id == t.id)
-                        .group_by(Voiceprint.space)
-                    ).all()
-                    by_space: dict[str, int] = {}
-                    for space, n in rows:
-                        by_space[row_space(space)] = by_space.get(row_space(space), 0) + int(n)
-                    usable = by_space.get(current, 0)
-                    results[t.name] = {
-                        "network": current,
-                        "usable": usable,
-                        "to_re_enrol": sum(by_space.values()) - usable,
-                        "by_network": by_space,
-                    }
-                tx.audit("voiceprints.report", actor="cli", details={"tenants": len(results)})
-        finally:
-            store.dispose()
-        if tenant is not None and not results:
-            raise CalibrationError(f"tenant {tenant!r} does not exist in the store")
+
+        def count(tx: StoreTx, t: Tenant) -> dict[str, Any]:
+            rows = tx.session.execute(
+                select(Voiceprint.space, func.count())
+                .join(Speaker, Speaker.id == Voiceprint.speaker_id)
+                .where(Speaker.tenant_id == t.id)
+                .group_by(Voiceprint.space)
+            ).all()
+            by_space: dict[str, int] = {}
+            for space, n in rows:
+                by_space[row_space(space)] = by_space.get(row_space(space), 0) + int(n)
+            usable = by_space.get(current, 0)
+            return {"network": current, "usable": usable, "to_re_enrol": sum(by_space.values()) - usable,
+                    "by_network": by_space}  # fmt: skip
+
+        results = _per_tenant(settings, tenant, "voiceprints.report", count)
     if as_json:
         typer.echo(json.dumps(results, sort_keys=True))
         return
