@@ -133,12 +133,13 @@ def kpi(
             results[k.pop("tenant")] = k
         else:
             from voiceauth.console.kpis import compute_kpis
+            from voiceauth.embedding.space import configured_space
 
+            start = parse_since(since, dt.datetime.now(dt.UTC))  # a bad --since fails before the store is opened
+            settings = settings_for(data_dir)
+            space = configured_space(settings)
             results = _per_tenant(
-                settings_for(data_dir),
-                tenant,
-                "kpi.report",
-                lambda tx, t: compute_kpis(tx, t.id, parse_since(since, tx.clock())),
+                settings, tenant, "kpi.report", lambda tx, t: compute_kpis(tx, t.id, start, space=space)
             )
     if as_json:
         typer.echo(json.dumps(results, sort_keys=True))

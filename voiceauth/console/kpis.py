@@ -1,6 +1,7 @@
 """The KPIs a contact centre manages voice authentication by, for one tenant since a point in time.
 
-- enrolment rate: of the callers registered in the window, the share with a voiceprint now;
+- enrolment rate: of the callers registered in the window, the share with a voiceprint now (one the running
+  embedding network can use);
 - verification success rate: ACCEPT among verifications of enrolled, active callers (ACCEPT, REJECT,
   NOT_ENOUGH_SPEECH, LOCKED_OUT); claims of unknown, opted-out or expired callers are not counted;
 - fallback-to-PIN rate: of the IVR calls that ended verified, the share verified by PIN instead of voice (from the
@@ -16,8 +17,9 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
+from voiceauth.embedding.space import RELEASED_SPACE
 from voiceauth.store.models import AuditEvent, CallRecord, Speaker, VerificationAttempt, Voiceprint
 from voiceauth.store.repo import StoreTx
 
@@ -25,6 +27,15 @@ __all__ = ["COMPLAINT_ACTION", "compute_kpis", "pin_fallback", "stored_pin_fallb
 
 COMPLAINT_ACTION = "complaint.false_reject"
 _ENROLLED_STATES = ("ACCEPT", "REJECT", "NOT_ENOUGH_SPEECH", "LOCKED_OUT")
+
+
+def _in_space(space: str | None) -> tuple[Any, ...]:
+    """SQL conditions for voiceprints made by ``space`` (NULL rows are the released network's); none if None."""
+    if space is None:
+        return ()
+    if space == RELEASED_SPACE:
+        return (or_(Voiceprint.space.is_(None), Voiceprint.space == space),)
+    return (Voiceprint.space == space,)
 
 
 def _rate(num: int, den: int) -> float | None:
@@ -58,9 +69,17 @@ def stored_pin_fallback(tx: StoreTx, tenant_id: int, since: dt.datetime) -> tupl
     return pin, pin + by_method.get("voice", 0), sum(by_method.values())
 
 
-def compute_kpis(tx: StoreTx, tenant_id: int, since: dt.datetime, calls: Iterable[Any] | None = None) -> dict[str, Any]:
+def compute_kpis(
+    tx: StoreTx,
+    tenant_id: int,
+    since: dt.datetime,
+    calls: Iterable[Any] | None = None,
+    *,
+    space: str | None = None,
+) -> dict[str, Any]:
     """The KPI values and the counts behind them (JSON-ready). ``calls``: this worker's in-memory call outcomes,
-    used only when no call of the window is in the store (an IVR run without ``persist_calls``)."""
+    used only when no call of the window is in the store (an IVR run without ``persist_calls``). ``space``: the
+    running embedding network; a voiceprint of another one (to be re-enrolled) does not count as enrolled."""
     s = tx.session
     registered = int(
         s.execute(
@@ -72,7 +91,7 @@ def compute_kpis(tx: StoreTx, tenant_id: int, since: dt.datetime, calls: Iterabl
             select(func.count())
             .select_from(Voiceprint)
             .join(Speaker)
-            .where(Speaker.tenant_id == tenant_id, Speaker.created_at >= since)
+            .where(Speaker.tenant_id == tenant_id, Speaker.created_at >= since, *_in_space(space))
         ).scalar_one()
     )
     in_window = (VerificationAttempt.tenant_id == tenant_id, VerificationAttempt.created_at >= since)

@@ -260,7 +260,7 @@ def console_kpis(
     """Enrolment rate, verification success rate, fallback-to-PIN rate, speech time to decision, complaints."""
     calls = _ivr_calls(request, p.tenant)
     with svc.store.transaction() as tx:
-        out = compute_kpis(tx, p.tenant_id, parse_since(since, days, tx.clock()), calls)
+        out = compute_kpis(tx, p.tenant_id, parse_since(since, days, tx.clock()), calls, space=svc.pipeline.space)
         tx.audit("kpi.read", actor=p.actor, tenant_id=p.tenant_id)
     return {"tenant": p.tenant, **out}
 
