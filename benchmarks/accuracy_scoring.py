@@ -250,6 +250,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(text)
 
 
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A markdown table's lines."""
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(r) + " |" for r in rows),
+    ]
+
+
 def report(rows: list[dict[str, Any]], checks: dict[str, Any], meta: dict[str, Any]) -> str:
     pieces = "every 3-6 s piece" if meta["max_pieces"] is None else f"the first {meta['max_pieces']} pieces"
     lines = [
@@ -283,18 +292,19 @@ def report(rows: list[dict[str, Any]], checks: dict[str, Any], meta: dict[str, A
             " (thresholds on the calibrated score; targets: FAR 0.1% `high_security`, 0.5% `balanced`, 1%"
             " `convenience`, measured on the cohort half):",
             "",
-            "| set | "
-            + " | ".join(f"{n} ({with_points[0]['operating_points'][n]['threshold']:.1f})" for n in names)
-            + " |",
-            "|---|" + "---|" * len(names),
+            *_md_table(
+                ["set", *(f"{n} ({with_points[0]['operating_points'][n]['threshold']:.1f})" for n in names)],
+                [
+                    [r["set"]]
+                    + [
+                        f"{100 * r['operating_points'][n]['far']:.2f} / {100 * r['operating_points'][n]['frr']:.1f}"
+                        for n in names
+                    ]
+                    for r in with_points
+                ],
+            ),
+            "",
         ]
-        for r in with_points:
-            cells = [
-                f"{100 * r['operating_points'][n]['far']:.2f} / {100 * r['operating_points'][n]['frr']:.1f}"
-                for n in names
-            ]
-            lines.append(f"| {r['set']} | " + " | ".join(cells) + " |")
-        lines.append("")
     with_ablation = [r for r in rows if "ablation" in r]
     if with_ablation:
         lines += [
@@ -305,16 +315,19 @@ def report(rows: list[dict[str, Any]], checks: dict[str, Any], meta: dict[str, A
             " (`models/cohort/backend.json` `dev_results`); these columns are for reading, not for choosing. The"
             " calibrated production score adds calibration and the guard to the chosen row.",
             "",
-            "| back end | " + " | ".join(r["set"] for r in with_ablation) + " |",
-            "|---|" + "---|" * len(with_ablation),
+            *_md_table(
+                ["back end", *(r["set"] for r in with_ablation)],
+                [
+                    [cand.name]
+                    + [
+                        f"{100 * r['ablation'][cand.name]['eer']:.2f} ({r['ablation'][cand.name]['min_dcf']:.3f})"
+                        for r in with_ablation
+                    ]
+                    for cand in CANDIDATES
+                ],
+            ),
+            "",
         ]
-        for cand in CANDIDATES:
-            cells = [
-                f"{100 * r['ablation'][cand.name]['eer']:.2f} ({r['ablation'][cand.name]['min_dcf']:.3f})"
-                for r in with_ablation
-            ]
-            lines.append(f"| {cand.name} | " + " | ".join(cells) + " |")
-        lines.append("")
     lines += [
         "Method: LibriSpeech readers split by `voiceauth.scoring.evalsets.split_readers` (disjoint halves, sex-"
         "balanced); the shipped cohort, back end, calibration and operating points come from the cohort half only"

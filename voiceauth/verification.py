@@ -232,6 +232,7 @@ class Verifier:
             spk = tx.speaker(t.id, external_ref, lock=True)
             vp = tx.voiceprint(spk) if spk is not None else None
             lock = tx.lockout(spk) if spk is not None else None
+            stale = vp is not None and vp.space != self.space  # another network's voiceprint (embedding.space)
             decision = precheck(
                 registered=spk is not None,
                 status=spk.status if spk is not None else "",
@@ -242,9 +243,8 @@ class Verifier:
                 net_speech_s=net_speech_s if probe is not None else 0.0,
                 min_speech_s=p.min_speech_s,
                 now=now,
-                voiceprint_current=vp is None or vp.space == self.space,
+                voiceprint_current=not stale,
             )
-            stale = vp is not None and vp.space != self.space
             hit = None
             if probe is not None and net_speech_s >= p.min_speech_s:
                 wl_threshold = resolve_threshold(p.watchlist_operating_point, self.operating_points, overrides)

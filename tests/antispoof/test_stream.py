@@ -145,10 +145,9 @@ def test_windows_are_bounded_per_call_and_batched_across_calls(
         assert c.windows_submitted == 2  # bounded: never more than max_windows
     gate.set()
     try:
-        checks = [c.check(speech) for c in calls]
+        results = [c.result(speech) for c in calls]
     finally:
         batcher.close()
-    assert all(check is not None for check in checks)
-    outcome = checks[0]([]) if checks[0] is not None else None
-    assert outcome is not None and outcome.score == 0.0  # min of the windows starting at 0 and at hop
+    assert all(r is not None for r in results)
+    assert results[0] is not None and results[0].score == 0.0  # min of the windows starting at 0 and at hop
     assert batcher.windows_scored == 6 and sum(seen) == 6 and max(seen) > 1  # batched

@@ -29,7 +29,7 @@ from voiceauth.antispoof.check import Mode, check_mode
 from voiceauth.antispoof.countermeasure import Countermeasure, SpoofResult
 from voiceauth.antispoof.windows import tile_to
 from voiceauth.embedding.base import FloatArray
-from voiceauth.verification import SpoofCheck, SpoofOutcome, VerificationResult, Verifier
+from voiceauth.verification import SpoofOutcome, VerificationResult, Verifier
 
 __all__ = ["CallSpoof", "WindowBatcher", "spoof_outcome"]
 
@@ -166,14 +166,6 @@ class CallSpoof:
             self._late = self._pooled_later()
             return None
         return self.batcher.cm.decide(scores)
-
-    def check(self, speech: FloatArray) -> SpoofCheck | None:
-        """:meth:`result` as the verifier's spoof check (no replay check: the streaming verifier adds that)."""
-        result = self.result(speech)
-        if result is None:
-            return None
-        mode = self.mode
-        return lambda _history: spoof_outcome(result, mode)
 
     def settle(self, result: VerificationResult, verifier: Verifier, tenant: str) -> None:
         """After the decision: in monitor mode, record a score that was not ready on the attempt when it arrives."""
