@@ -34,6 +34,7 @@ __all__ = [
     "Base",
     "CallRecord",
     "CallerNumber",
+    "Challenge",
     "ConsentRecord",
     "EnrollmentUtterance",
     "Lockout",
@@ -233,6 +234,30 @@ class ReplayFingerprint(Base):
     speaker_id: Mapped[int] = mapped_column(ForeignKey("speakers.id", ondelete="CASCADE"), index=True)
     fingerprint: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class Challenge(Base):
+    """A liveness challenge: a random digit string the caller must say (``voiceauth.liveness``), single use.
+
+    The digits are kept only as an HMAC (``Keyring.lookup_hashes`` under data key ``hash_key_id``); ``subject`` is
+    the claimed reference's pseudonym (a challenge is issued for any reference, enrolled or not). ``used_at`` is set
+    by one conditional UPDATE, so two workers cannot both use a challenge. ``result`` is the outcome of its
+    verification (``passed`` | ``wrong-digits`` | ``no-digits`` | ``not-scored``), None while unused."""
+
+    __tablename__ = "challenges"
+    __table_args__ = (Index("ix_challenges_tenant_created", "tenant_id", "created_at"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    subject: Mapped[str] = mapped_column(String(64))
+    n_digits: Mapped[int] = mapped_column(Integer)
+    hash_key_id: Mapped[str] = mapped_column(String(32))
+    digits_hash: Mapped[str] = mapped_column(String(64))
+    call_id: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+    result: Mapped[str | None] = mapped_column(String(32), default=None)
+    attempt_id: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class CallRecord(Base):
