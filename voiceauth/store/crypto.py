@@ -5,7 +5,8 @@ new key can be put in front and rows re-encrypted in the background without down
 the key itself (first 16 hex digits of SHA-256 over a fixed label and the key), so no table of ids has to be kept.
 
 Blob layout: ``b"\\x01" + nonce(12) + ciphertext + tag(16)``; the associated data binds a blob to its row's
-context (table, tenant, speaker), so a ciphertext moved to another speaker's row does not decrypt.
+context (table, tenant, speaker) and every label stored beside it (:mod:`voiceauth.store.aad`), so a ciphertext
+moved to another speaker's row, or a row whose labels were edited, does not decrypt.
 
 Keys come from :class:`~voiceauth.config.Settings` (``data_key`` or ``data_key_file``); in development a key file
 is generated in the data directory. A KMS can be plugged in by building a :class:`Keyring` from its keys.
@@ -21,7 +22,7 @@ import hmac
 import logging
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,12 @@ class Keyring:
         """Encrypt with the active key -> (key id, blob)."""
         nonce = os.urandom(_NONCE)
         return self.active_id, _VERSION + nonce + self._keys[self.active_id].encrypt(nonce, plaintext, aad)
+
+    def encrypt_bound(self, plaintext: bytes, aad_of: Callable[[str], bytes]) -> tuple[str, bytes]:
+        """Encrypt with the active key under associated data that names that key (``aad_of(key id)``)."""
+        key_id = self.active_id
+        nonce = os.urandom(_NONCE)
+        return key_id, _VERSION + nonce + self._keys[key_id].encrypt(nonce, plaintext, aad_of(key_id))
 
     def decrypt(self, key_id: str, blob: bytes, aad: bytes) -> bytes:
         aes = self._keys.get(key_id)

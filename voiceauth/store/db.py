@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
@@ -28,6 +28,9 @@ from sqlalchemy.exc import ArgumentError
 
 from voiceauth.config import Settings
 from voiceauth.errors import ConfigError
+
+if TYPE_CHECKING:
+    from voiceauth.store.crypto import Keyring
 
 __all__ = ["DB_FILE_NAME", "create_db_engine", "database_url", "migrate", "single_connect_attempt"]
 
@@ -127,13 +130,17 @@ def _alembic_config() -> Config:
     return cfg
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent; safe when several workers start at once)."""
+def migrate(engine: Engine, keyring: Keyring | None = None) -> None:
+    """Bring the schema to the newest revision (idempotent; safe when several workers start at once).
+
+    ``keyring``: the data keys, for revisions that re-encrypt rows (0008); without them such a revision refuses to
+    run on a database holding encrypted rows."""
     cfg = _alembic_config()
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
+        cfg.attributes["keyring"] = keyring
         command.upgrade(cfg, "head")
     log.info("store schema at head (%s)", engine.dialect.name)
 

@@ -133,6 +133,9 @@ class ApiKey(Base):
     # The AudioHook HTTP-message-signature secret, AES-256-GCM ciphertext (None: no secret set).
     audiohook_key_id: Mapped[str | None] = mapped_column(String(32), default=None)
     audiohook_secret: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    # The tenant's Twilio auth token (X-Twilio-Signature of its streams and TwiML webhook), AES-256-GCM ciphertext.
+    twilio_key_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    twilio_auth_token: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
 
 
 class Speaker(Base):

@@ -14,6 +14,7 @@ callers only ever see float32 arrays.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import logging
@@ -23,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,10 +34,12 @@ from voiceauth.embedding.base import FloatArray
 from voiceauth.embedding.space import RELEASED_SPACE, row_space
 from voiceauth.errors import AlreadyExists, DataKeyError, NotFound, StoreError, VoiceprintUnreadable
 from voiceauth.store import audit as _audit
-from voiceauth.store.crypto import Keyring, load_keyring
+from voiceauth.store.aad import api_secret_aad, embedding_aad, watchlist_aad
+from voiceauth.store.crypto import Keyring, encode_vector, load_keyring
 from voiceauth.store.db import create_db_engine, database_url, migrate
 from voiceauth.store.models import (
     ApiKey,
+    CallRecord,
     ConsentRecord,
     EnrollmentUtterance,
     Lockout,
@@ -50,7 +53,16 @@ from voiceauth.store.models import (
     WatchlistEntry,
 )
 
-__all__ = ["Clock", "StoredUtterance", "StoredVoiceprint", "Store", "StoreTx", "open_store", "utcnow"]
+__all__ = [
+    "API_KEY_SECRETS",
+    "Clock",
+    "StoredUtterance",
+    "StoredVoiceprint",
+    "Store",
+    "StoreTx",
+    "open_store",
+    "utcnow",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,22 +72,43 @@ REPLAY_HISTORY_MAX = 500
 
 Clock = Callable[[], dt.datetime]
 
+#: secrets kept encrypted on ``api_keys`` rows: ciphertext column -> the column of its data key id
+API_KEY_SECRETS = {"audiohook_secret": "audiohook_key_id", "twilio_auth_token": "twilio_key_id"}
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _aad(table: str, owner_id: int) -> bytes:
-    return f"voiceauth:{table}:{owner_id}".encode()
+def _row_aad(table: str, row: EnrollmentUtterance | Voiceprint, key_id: str, *, wide: bool = False) -> bytes:
+    """AAD of a speaker row's embedding (``wide``: the full-band one): speaker, data key, network, band."""
+    return embedding_aad(table, row.speaker_id, key_id=key_id, space=row.space, narrowband=row.narrowband, wide=wide)
 
 
-def _wide_aad(table: str, owner_id: int) -> bytes:
-    """AAD of a row's full-band embedding: a telephone-band ciphertext cannot be swapped in for it (or back)."""
-    return _aad(f"{table}.embedding_wide", owner_id)
+def _watch_aad(row: WatchlistEntry, key_id: str) -> bytes:
+    return watchlist_aad(row.tenant_id, key_id=key_id, space=row.space, label=row.label)
 
 
-#: tables with a nullable full-band embedding (``embedding_wide``) next to ``embedding``
-_WIDE_TABLES = ("enrollment_utterances", "voiceprints")
+def _api_aad(column: str, row_id: int, tenant_id: int, key_id: str) -> bytes:
+    return api_secret_aad(column, row_id, tenant_id=tenant_id, key_id=key_id)
+
+
+def _seal_row(
+    keyring: Keyring, table: str, row: EnrollmentUtterance | Voiceprint, embedding: bytes, embedding_wide: bytes | None
+) -> None:
+    row.key_id, row.embedding = keyring.encrypt_bound(embedding, lambda k: _row_aad(table, row, k))
+    row.embedding_wide = None
+    if embedding_wide is not None:
+        # the same (active) key as ``embedding``: a row keeps one key id
+        _, row.embedding_wide = keyring.encrypt_bound(embedding_wide, lambda k: _row_aad(table, row, k, wide=True))
+
+
+def _vec(vec: FloatArray) -> bytes:
+    return encode_vector(vec)
+
+
+def _vec_or_none(vec: FloatArray | None) -> bytes | None:
+    return None if vec is None else encode_vector(vec)
 
 
 @dataclass(frozen=True)
@@ -236,10 +269,12 @@ class StoreTx:
         return self.session.execute(q).scalar_one_or_none()
 
     def opt_out(self, speaker: Speaker, *, actor: str) -> None:
-        """Delete the speaker's biometric data, withdraw consent; later verifications answer OPTED_OUT."""
+        """Delete the speaker's biometric data, replay fingerprints and call records, withdraw consent; later
+        verifications answer OPTED_OUT."""
         self.clear_enrollment(speaker)
         self.session.execute(delete(Lockout).where(Lockout.speaker_id == speaker.id))
         self.session.execute(delete(ReplayFingerprint).where(ReplayFingerprint.speaker_id == speaker.id))
+        self._delete_calls(speaker.tenant_id, speaker.external_ref, speaker.id)
         now = self.clock()
         for c in self.session.execute(
             select(ConsentRecord).where(ConsentRecord.speaker_id == speaker.id, ConsentRecord.withdrawn_at.is_(None))
@@ -249,10 +284,35 @@ class StoreTx:
         self.audit("speaker.opt_out", actor=actor, speaker=speaker)
 
     def erase(self, speaker: Speaker, *, actor: str) -> None:
-        """Delete the speaker and every row that belongs to it; the audit keeps only the pseudonym."""
+        """Delete the speaker and every row that belongs to it, and the call records naming its reference (also
+        those of calls made before it was registered); the audit keeps only the pseudonym."""
         self.audit("speaker.erase", actor=actor, speaker=speaker)
+        self._delete_calls(speaker.tenant_id, speaker.external_ref, speaker.id)
+        self.session.execute(delete(ReplayFingerprint).where(ReplayFingerprint.speaker_id == speaker.id))
         self.session.delete(speaker)  # ON DELETE CASCADE removes consents, utterances, voiceprint, lockout, attempts
         self.session.flush()
+
+    def erase_unregistered(self, tenant_id: int, external_ref: str, *, actor: str, action: str = "erase") -> int:
+        """Erasure or opt-out of a reference that is not registered: the call records naming it are deleted (a call
+        may claim any reference); returns how many. Audited under the reference's pseudonym when there were any."""
+        n = self._delete_calls(tenant_id, external_ref, None)
+        if n:
+            self.audit(
+                f"reference.{action}",
+                actor=actor,
+                tenant_id=tenant_id,
+                subject=self.pseudonym(tenant_id, external_ref),
+                details={"calls": n},
+            )
+        return n
+
+    def _delete_calls(self, tenant_id: int, external_ref: str, speaker_id: int | None) -> int:
+        """Delete the ``calls`` rows that name ``external_ref`` or belong to ``speaker_id``."""
+        where = CallRecord.speaker_ref == external_ref
+        if speaker_id is not None:
+            where = or_(where, CallRecord.speaker_id == speaker_id)
+        result = self.session.execute(delete(CallRecord).where(CallRecord.tenant_id == tenant_id, where))
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def set_voice_disabled(self, speaker: Speaker, disabled: bool, *, actor: str) -> None:
         speaker.voice_disabled, speaker.updated_at = disabled, self.clock()
@@ -262,12 +322,17 @@ class StoreTx:
 
     # -- enrolment utterances and voiceprints -------------------------------------------------------------
     def _speaker_vector(
-        self, table: str, speaker: Speaker, key_id: str, blob: bytes, *, wide: bool = False
+        self, table: str, speaker: Speaker, row: EnrollmentUtterance | Voiceprint, *, wide: bool = False
     ) -> FloatArray:
-        """Decrypt one of the speaker's rows; a row that fails authentication under a key we hold is corrupt."""
+        """Decrypt one of the speaker's rows; a row that fails authentication under a key we hold is corrupt (or
+        was moved, or a label beside it was edited: see :mod:`voiceauth.store.aad`)."""
+        key_id = row.key_id
+        blob = row.embedding_wide if wide else row.embedding
+        assert blob is not None
         try:
-            aad = _wide_aad(table, speaker.id) if wide else _aad(table, speaker.id)
-            return self.keyring.decrypt_vector(key_id, blob, aad)
+            if row.speaker_id != speaker.id:
+                raise DataKeyError(f"row of speaker id {row.speaker_id} read for speaker id {speaker.id}")
+            return self.keyring.decrypt_vector(key_id, blob, _row_aad(table, row, key_id, wide=wide))
         except DataKeyError as exc:
             if key_id not in self.keyring.ids:
                 raise  # a missing data key is configuration, not this row
@@ -287,27 +352,28 @@ class StoreTx:
         return [
             StoredUtterance(
                 r.id,
-                self._speaker_vector("enrollment_utterances", speaker, r.key_id, r.embedding),
+                self._speaker_vector("enrollment_utterances", speaker, r),
                 r.net_speech_s,
                 r.narrowband,
-                self._wide_vector("enrollment_utterances", speaker, r.key_id, r.embedding_wide),
+                self._wide_vector("enrollment_utterances", speaker, r),
                 row_space(r.space),
             )
             for r in rows
         ]
 
-    def _wide_vector(self, table: str, speaker: Speaker, key_id: str, blob: bytes | None) -> FloatArray | None:
-        return None if blob is None else self._speaker_vector(table, speaker, key_id, blob, wide=True)
+    def _wide_vector(self, table: str, speaker: Speaker, row: EnrollmentUtterance | Voiceprint) -> FloatArray | None:
+        return None if row.embedding_wide is None else self._speaker_vector(table, speaker, row, wide=True)
 
-    def _encrypt_pair(
-        self, table: str, speaker: Speaker, embedding: FloatArray, embedding_wide: FloatArray | None
-    ) -> tuple[str, bytes, bytes | None]:
-        """Both embeddings of a row under the active key -> (key id, telephone-band blob, full-band blob)."""
-        key_id, blob = self.keyring.encrypt_vector(embedding, _aad(table, speaker.id))
-        if embedding_wide is None:
-            return key_id, blob, None
-        _, wide_blob = self.keyring.encrypt_vector(embedding_wide, _wide_aad(table, speaker.id))  # same active key
-        return key_id, blob, wide_blob
+    def _seal(
+        self,
+        table: str,
+        row: EnrollmentUtterance | Voiceprint,
+        embedding: bytes,
+        embedding_wide: bytes | None,
+    ) -> None:
+        """Encrypt both embeddings into ``row`` (its speaker, space and narrowband already set: they are bound into
+        the ciphertexts) under the active key; one key id for the row."""
+        _seal_row(self.keyring, table, row, embedding, embedding_wide)
 
     def add_enrollment_utterance(
         self,
@@ -321,12 +387,8 @@ class StoreTx:
     ) -> EnrollmentUtterance:
         """One accepted utterance: its telephone-band embedding (made in ``space``) and, for wideband audio, its
         full-band one."""
-        key_id, blob, wide_blob = self._encrypt_pair("enrollment_utterances", speaker, embedding, embedding_wide)
         row = EnrollmentUtterance(
             speaker_id=speaker.id,
-            key_id=key_id,
-            embedding=blob,
-            embedding_wide=wide_blob,
             net_speech_s=quality.net_speech_s,
             snr_db=quality.snr_db,
             clipping_ratio=quality.clipping_ratio,
@@ -335,6 +397,7 @@ class StoreTx:
             space=space,
             created_at=self.clock(),
         )
+        self._seal("enrollment_utterances", row, _vec(embedding), _vec_or_none(embedding_wide))
         self.session.add(row)
         self.session.flush()
         return row
@@ -347,7 +410,7 @@ class StoreTx:
         vp = self.session.get(Voiceprint, speaker.id)
         if vp is None:
             return None
-        emb = self._speaker_vector("voiceprints", speaker, vp.key_id, vp.embedding)
+        emb = self._speaker_vector("voiceprints", speaker, vp)
         return StoredVoiceprint(
             emb,
             vp.net_speech_s,
@@ -356,7 +419,7 @@ class StoreTx:
             vp.created_at,
             vp.last_used_at,
             vp.expires_at,
-            self._wide_vector("voiceprints", speaker, vp.key_id, vp.embedding_wide),
+            self._wide_vector("voiceprints", speaker, vp),
             row_space(vp.space),
         )
 
@@ -375,14 +438,13 @@ class StoreTx:
         """Create or replace the voiceprint (``embedding`` made in ``space``); ``embedding_wide`` None stores no full
         band (any earlier one is gone)."""
         now = self.clock()
-        key_id, blob, wide_blob = self._encrypt_pair("voiceprints", speaker, embedding, embedding_wide)
         vp = self.session.get(Voiceprint, speaker.id)
         if vp is None:
             vp = Voiceprint(speaker_id=speaker.id, created_at=now)
             self.session.add(vp)
-        vp.key_id, vp.embedding, vp.net_speech_s, vp.n_utterances = key_id, blob, net_speech_s, n_utterances
-        vp.embedding_wide, vp.space = wide_blob, space
+        vp.net_speech_s, vp.n_utterances, vp.space = net_speech_s, n_utterances, space
         vp.narrowband, vp.updated_at, vp.expires_at = narrowband, now, now + retention
+        self._seal("voiceprints", vp, _vec(embedding), _vec_or_none(embedding_wide))  # labels first: they are bound
         self.session.flush()
 
     def touch_voiceprint(self, speaker: Speaker, *, retention: dt.timedelta) -> None:
@@ -433,16 +495,8 @@ class StoreTx:
     def add_watchlist_entry(
         self, tenant_id: int, label: str, embedding: FloatArray, *, actor: str, space: str = RELEASED_SPACE
     ) -> int:
-        key_id, blob = self.keyring.encrypt_vector(embedding, _aad("watchlist_entries", tenant_id))
-        row = WatchlistEntry(
-            tenant_id=tenant_id,
-            label=label,
-            key_id=key_id,
-            embedding=blob,
-            space=space,
-            created_by=actor,
-            created_at=self.clock(),
-        )
+        row = WatchlistEntry(tenant_id=tenant_id, label=label, space=space, created_by=actor, created_at=self.clock())
+        row.key_id, row.embedding = self.keyring.encrypt_bound(_vec(embedding), lambda k: _watch_aad(row, k))
         self.session.add(row)
         self.session.flush()
         self.audit("watchlist.add", actor=actor, tenant_id=tenant_id, details={"entry": row.id})
@@ -472,8 +526,23 @@ class StoreTx:
                 tenant_id,
                 space,
             )
-        aad = _aad("watchlist_entries", tenant_id)
-        return [(r.id, r.label, self.keyring.decrypt_vector(r.key_id, r.embedding, aad)) for r in usable]
+        out: list[tuple[int, str, FloatArray]] = []
+        for r in usable:
+            try:
+                out.append((r.id, r.label, self.keyring.decrypt_vector(r.key_id, r.embedding, _watch_aad(r, r.key_id))))
+            except DataKeyError as exc:
+                if r.key_id not in self.keyring.ids:
+                    raise  # a missing data key is configuration, not this row
+                # an entry that fails its integrity check cannot be trusted; the others are still searched
+                log.error("watchlist entry %d of tenant %d failed its integrity check; re-add it", r.id, tenant_id)
+                self.audit(
+                    "watchlist.unreadable",
+                    actor="system",
+                    tenant_id=tenant_id,
+                    outcome="error",
+                    details={"entry": r.id, "error": str(exc)[:200]},
+                )
+        return out
 
 
 class Store:
@@ -484,7 +553,7 @@ class Store:
         self.keyring = keyring
         self.clock = clock
         if apply_migrations:
-            migrate(engine)
+            migrate(engine, keyring)
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._salt = self._load_salt()
 
@@ -538,12 +607,8 @@ class Store:
     def reencrypt(self, *, batch: int = 200, actor: str = "system") -> int:
         """Re-encrypt every row not under the active key, ``batch`` rows per transaction; returns the count."""
         total = 0
-        tables: list[tuple[type[EnrollmentUtterance] | type[Voiceprint] | type[WatchlistEntry], str]] = [
-            (EnrollmentUtterance, "speaker_id"),
-            (Voiceprint, "speaker_id"),
-            (WatchlistEntry, "tenant_id"),
-        ]
-        for model, owner in tables:
+        for model in (EnrollmentUtterance, Voiceprint):
+            table = str(model.__tablename__)
             while True:
                 with self.transaction() as tx:
                     rows: list[Any] = list(
@@ -554,47 +619,61 @@ class Store:
                         .all()
                     )
                     for r in rows:
-                        table, owner_id = str(model.__tablename__), getattr(r, owner)
-                        aad = _aad(table, owner_id)
-                        plain = self.keyring.decrypt(r.key_id, r.embedding, aad)
+                        plain = self.keyring.decrypt(r.key_id, r.embedding, _row_aad(table, r, r.key_id))
                         wide = None
-                        if table in _WIDE_TABLES and r.embedding_wide is not None:
-                            wide = self.keyring.decrypt(r.key_id, r.embedding_wide, _wide_aad(table, owner_id))
-                        r.key_id, r.embedding = self.keyring.encrypt(plain, aad)
-                        if wide is not None:
-                            # the same key as ``embedding``: one active key, the row keeps one key id
-                            _, r.embedding_wide = self.keyring.encrypt(wide, _wide_aad(table, owner_id))
+                        if r.embedding_wide is not None:
+                            wide = self.keyring.decrypt(
+                                r.key_id, r.embedding_wide, _row_aad(table, r, r.key_id, wide=True)
+                            )
+                        _seal_row(self.keyring, table, r, plain, wide)
                     if rows:
-                        tx.audit(
-                            "data_key.reencrypt",
-                            actor=actor,
-                            details={"table": model.__tablename__, "rows": len(rows)},
-                        )
+                        tx.audit("data_key.reencrypt", actor=actor, details={"table": table, "rows": len(rows)})
                 total += len(rows)
                 if len(rows) < batch:
                     break
-        total += self._reencrypt_audiohook_secrets(actor=actor)
+        while True:
+            with self.transaction() as tx:
+                entries = list(
+                    tx.session.execute(
+                        select(WatchlistEntry)
+                        .where(WatchlistEntry.key_id != self.keyring.active_id)
+                        .limit(batch)
+                        .with_for_update()
+                    ).scalars()
+                )
+                for w in entries:
+                    plain = self.keyring.decrypt(w.key_id, w.embedding, _watch_aad(w, w.key_id))
+                    w.key_id, w.embedding = self.keyring.encrypt_bound(plain, functools.partial(_watch_aad, w))
+                if entries:
+                    tx.audit(
+                        "data_key.reencrypt", actor=actor, details={"table": "watchlist_entries", "rows": len(entries)}
+                    )
+            total += len(entries)
+            if len(entries) < batch:
+                break
+        total += self._reencrypt_api_key_secrets(actor=actor)
         return total
 
-    def _reencrypt_audiohook_secrets(self, *, actor: str) -> int:
-        """API keys' AudioHook secrets (few rows: one transaction); same AAD as ``store.keys``."""
+    def _reencrypt_api_key_secrets(self, *, actor: str) -> int:
+        """API keys' AudioHook secrets and Twilio auth tokens (few rows: one transaction); AAD as ``store.keys``."""
+        n = 0
         with self.transaction() as tx:
-            rows = list(
-                tx.session.execute(
-                    select(ApiKey)
-                    .where(ApiKey.audiohook_secret.is_not(None), ApiKey.audiohook_key_id != self.keyring.active_id)
-                    .with_for_update()
-                ).scalars()
-            )
+            rows = list(tx.session.execute(select(ApiKey).with_for_update()).scalars())
             for r in rows:
-                aad = _aad("api_keys.audiohook_secret", r.id)
-                if r.audiohook_key_id is None or r.audiohook_secret is None:
-                    continue
-                plain = self.keyring.decrypt(r.audiohook_key_id, r.audiohook_secret, aad)
-                r.audiohook_key_id, r.audiohook_secret = self.keyring.encrypt(plain, aad)
-            if rows:
-                tx.audit("data_key.reencrypt", actor=actor, details={"table": "api_keys", "rows": len(rows)})
-        return len(rows)
+                changed = False
+                for col, kid_col in API_KEY_SECRETS.items():
+                    kid, blob = getattr(r, kid_col), getattr(r, col)
+                    if kid is None or blob is None or kid == self.keyring.active_id:
+                        continue
+                    aad_of = functools.partial(_api_aad, col, r.id, r.tenant_id)
+                    new_kid, new_blob = self.keyring.encrypt_bound(self.keyring.decrypt(kid, blob, aad_of(kid)), aad_of)
+                    setattr(r, kid_col, new_kid)
+                    setattr(r, col, new_blob)
+                    changed = True
+                n += changed
+            if n:
+                tx.audit("data_key.reencrypt", actor=actor, details={"table": "api_keys", "rows": n})
+        return n
 
     def purge_expired(self, *, actor: str = "system") -> int:
         """Delete voiceprints (and their utterances) past their expiry; their speakers become EXPIRED."""

@@ -8,6 +8,7 @@ from voiceauth.api.deps import get_services, require
 from voiceauth.api.schemas import ConsentIn, ConsentOut, ExternalRef, SpeakerCreateIn, SpeakerOut, VoiceIn
 from voiceauth.api.services import AppServices
 from voiceauth.api.views import speaker_view
+from voiceauth.errors import NotFound
 from voiceauth.store.keys import ApiPrincipal, Role
 
 __all__ = ["router"]
@@ -44,9 +45,19 @@ def get_speaker(
 def erase_speaker(
     external_ref: ExternalRef, p: ApiPrincipal = Depends(_LIFECYCLE), svc: AppServices = Depends(get_services)
 ) -> Response:
-    """Erasure: the speaker and every biometric row are deleted; the audit keeps only a pseudonymous record."""
+    """Erasure: the speaker, every biometric row, its replay fingerprints and the call records naming the reference
+    are deleted; the audit keeps only a pseudonymous record. For a reference that is not registered (404), the call
+    records naming it are deleted all the same."""
     with svc.store.transaction() as tx:
-        tx.erase(tx.require_speaker(p.tenant_id, external_ref, lock=True), actor=p.actor)
+        spk = tx.speaker(p.tenant_id, external_ref, lock=True)
+        if spk is not None:
+            tx.erase(spk, actor=p.actor)
+        else:
+            tx.erase_unregistered(p.tenant_id, external_ref, actor=p.actor)
+    if spk is None:
+        raise NotFound(
+            f"speaker {external_ref!r} is not registered in this tenant (call records naming it were erased)"
+        )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -68,11 +79,16 @@ def record_consent(
 def opt_out(
     external_ref: ExternalRef, p: ApiPrincipal = Depends(_LIFECYCLE), svc: AppServices = Depends(get_services)
 ) -> SpeakerOut:
-    """Opt-out: the voiceprint is deleted and consent withdrawn; later verifications answer OPTED_OUT."""
+    """Opt-out: the voiceprint, replay fingerprints and call records are deleted and consent withdrawn; later
+    verifications answer OPTED_OUT. For a reference that is not registered (404), the call records naming it are
+    deleted all the same."""
     with svc.store.transaction() as tx:
-        spk = tx.require_speaker(p.tenant_id, external_ref, lock=True)
-        tx.opt_out(spk, actor=p.actor)
-        return speaker_view(tx, spk, svc.settings, svc.pipeline.space)
+        spk = tx.speaker(p.tenant_id, external_ref, lock=True)
+        if spk is not None:
+            tx.opt_out(spk, actor=p.actor)
+            return speaker_view(tx, spk, svc.settings, svc.pipeline.space)
+        tx.erase_unregistered(p.tenant_id, external_ref, actor=p.actor, action="opt_out")
+    raise NotFound(f"speaker {external_ref!r} is not registered in this tenant (call records naming it were erased)")
 
 
 @router.put("/{external_ref}/voice", response_model=SpeakerOut)
