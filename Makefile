@@ -42,6 +42,7 @@ check: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy voiceauth models enrollment ivr benchmarks
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site   # the docs site (docs/)
 
 bench-quick: model
 	$(PY) -m benchmarks all --quick --out /tmp/voiceauth-bench-quick
