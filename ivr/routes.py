@@ -1,5 +1,11 @@
 """HTTP and WebSocket routes of the IVR edge: the three stream endpoints, the TwiML webhook and call outcomes.
 
+Every stream belongs to a tenant and proves it at the handshake: L16 and AudioHook with the tenant's telephony API
+key (AudioHook also with its signature), Twilio with an X-Twilio-Signature made with the tenant's own Twilio auth
+token (``/v1/streams/twilio/{tenant}``, ``/v1/twiml/{tenant}``; :mod:`ivr.twilio_auth`). ``/v1/streams/twilio``
+and ``/v1/twiml`` are aliases of ``VOICEAUTH_IVR_TENANT``'s (refused when it is not set). A refused handshake is
+closed (1008) or answered 403, logged and audited with its reason, and never becomes a call.
+
 Routes only translate: authentication at the handshake, then :func:`ivr.transport.serve_call` with the provider's
 serializer and a :class:`ivr.session.CallSession`. The app provides an :class:`ivr.service.IvrService` as
 ``app.state.ivr`` (or a ``Pipeline`` as ``app.state.pipeline`` plus ``app.state.settings``, from which one is built
@@ -8,11 +14,9 @@ on first use). Telephony keys see decisions and timings, never scores.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import logging
 from typing import Any
+from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
 from fastapi import APIRouter, Request, WebSocket
@@ -26,6 +30,7 @@ from ivr.serializers.twilio import TwilioSerializer
 from ivr.service import IvrService, KeyInfo, KeyResolver
 from ivr.session import CallSession
 from ivr.transport import CallRefused, serve_call
+from ivr.twilio_auth import twilio_signature
 from voiceauth.errors import NotFound, VoiceAuthError
 
 __all__ = ["ServicesKeys", "get_ivr", "router", "twilio_signature"]
@@ -93,21 +98,6 @@ def _problem(status: int, title: str, detail: str) -> JSONResponse:
     )
 
 
-def twilio_signature(token: str, url: str, params: dict[str, str] | None = None) -> str:
-    """Twilio's X-Twilio-Signature: base64 HMAC-SHA1 of the URL followed by the sorted POST parameters."""
-    data = url + "".join(k + v for k, v in sorted((params or {}).items()))
-    return base64.b64encode(hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()).decode()
-
-
-def _public_urls(ivr: IvrService, scope_url: str, path: str, query: str) -> list[str]:
-    urls = [scope_url]
-    if ivr.settings.ivr_public_url:
-        base = ivr.settings.ivr_public_url.rstrip("/")
-        for b in {base, base.replace("https://", "wss://"), base.replace("http://", "ws://")}:
-            urls.append(b + path + (f"?{query}" if query else ""))
-    return urls
-
-
 class _Socket:
     """Starlette WebSocket -> :class:`ivr.transport.WebSocketLike`."""
 
@@ -159,48 +149,90 @@ async def _serve(ws: WebSocket, ivr: IvrService, serializer: Serializer, tenant_
 
 
 # -- Twilio ----------------------------------------------------------------------------------------------------
-@router.websocket("/v1/streams/twilio")
-async def twilio_stream(ws: WebSocket) -> None:
+def _address(conn: Request | WebSocket) -> str:
+    return conn.client.host if conn.client is not None else ""
+
+
+def _twilio_verdict(
+    ivr: IvrService, conn: Request | WebSocket, tenant: str | None, params: dict[str, str] | None = None
+) -> str | None:
+    """None when this Twilio request may go on for ``tenant``; else why it is refused (logged and audited)."""
+    address, path = _address(conn), conn.url.path
+    if ivr.over_auth_budget(address):
+        log.warning("twilio request refused: %s is over its budget of refused handshakes", address)
+        return "too many refused requests from this address"
+    if tenant is None:
+        reason = "no tenant in the path (use /v1/streams/twilio/{tenant}); VOICEAUTH_IVR_TENANT is not set"
+    else:
+        verdict = ivr.twilio.check(
+            tenant,
+            conn.headers.get("x-twilio-signature", ""),
+            ivr.twilio.urls(str(conn.url), path, conn.url.query),
+            params,
+        )
+        if verdict.ok:
+            return None
+        reason = verdict.reason
+    ivr.refused("twilio", tenant, reason, address=address, path=path)
+    return reason
+
+
+async def _twilio_stream(ws: WebSocket, tenant: str | None) -> None:
     ivr = await _ivr_or_close(ws)
     if ivr is None:
         return
-    token = ivr.settings.twilio_auth_token
-    if token is not None:
-        given = ws.headers.get("x-twilio-signature", "")
-        urls = _public_urls(ivr, str(ws.url), ws.url.path, ws.url.query)
-        expected = [twilio_signature(token.get_secret_value(), u) for u in urls]
-        if not given or not any(hmac.compare_digest(given, e) for e in expected):
-            log.warning("twilio stream refused: bad or missing X-Twilio-Signature")
-            await ws.close(code=1008)
-            return
+    if _twilio_verdict(ivr, ws, tenant) is not None:
+        await ws.close(code=1008)  # refused at the handshake (HTTP 403): never a call
+        return
+    assert tenant is not None
     await ws.accept()
-    await _serve(ws, ivr, TwilioSerializer(), lambda start: ivr.settings.ivr_tenant)
+    await _serve(ws, ivr, TwilioSerializer(), lambda start: tenant)
 
 
-@router.post("/v1/twiml", response_class=Response)
-async def twiml(request: Request) -> Response:
-    """Answer a Twilio call with ``<Connect><Stream>`` to the Twilio endpoint, passing the claim and the ANI."""
+@router.websocket("/v1/streams/twilio/{tenant}")
+async def twilio_stream(ws: WebSocket, tenant: str) -> None:
+    """A tenant's Twilio Media Streams, signed with that tenant's Twilio auth token."""
+    await _twilio_stream(ws, tenant)
+
+
+@router.websocket("/v1/streams/twilio")
+async def twilio_stream_alias(ws: WebSocket) -> None:
+    """Alias of ``/v1/streams/twilio/{VOICEAUTH_IVR_TENANT}`` (refused when that is not set)."""
+    ivr = await _ivr_or_close(ws)
+    if ivr is not None:
+        await _twilio_stream(ws, ivr.settings.ivr_tenant)
+
+
+async def _twiml(request: Request, tenant: str | None, stream_path: str) -> Response:
     ivr = get_ivr(request.app)
     form: dict[str, str] = {}
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         form = {k: str(v) for k, v in (await request.form()).items()}
-    token = ivr.settings.twilio_auth_token
-    if token is not None:
-        given = request.headers.get("x-twilio-signature", "")
-        urls = _public_urls(ivr, str(request.url), request.url.path, request.url.query)
-        expected = [twilio_signature(token.get_secret_value(), u, form) for u in urls]
-        if not given or not any(hmac.compare_digest(given, e) for e in expected):
-            return _problem(403, "Forbidden", "X-Twilio-Signature is missing or does not match")
+    reason = _twilio_verdict(ivr, request, tenant, form)
+    if reason is not None:
+        return _problem(403, "Forbidden", reason)
     base = (ivr.settings.ivr_public_url or str(request.base_url)).rstrip("/")
     ws_base = base.replace("https://", "wss://").replace("http://", "ws://")
     params = {"speaker_id": request.query_params.get("speaker_id", ""), "from": form.get("From", "")}
     inner = "".join(f"<Parameter name={quoteattr(k)} value={quoteattr(v)}/>" for k, v in params.items() if v)
     body = (
         '<?xml version="1.0" encoding="UTF-8"?><Response><Connect>'
-        f"<Stream url={quoteattr(ws_base + '/v1/streams/twilio')}>{inner}</Stream>"
+        f"<Stream url={quoteattr(ws_base + stream_path)}>{inner}</Stream>"
         "</Connect></Response>"
     )
     return Response(body, media_type="application/xml")
+
+
+@router.post("/v1/twiml/{tenant}", response_class=Response)
+async def twiml(request: Request, tenant: str) -> Response:
+    """Answer a tenant's Twilio call with ``<Connect><Stream>`` to its stream endpoint, passing the claim and ANI."""
+    return await _twiml(request, tenant, f"/v1/streams/twilio/{quote(tenant, safe='')}")
+
+
+@router.post("/v1/twiml", response_class=Response)
+async def twiml_alias(request: Request) -> Response:
+    """Alias of ``/v1/twiml/{VOICEAUTH_IVR_TENANT}``, answering with the unscoped stream URL."""
+    return await _twiml(request, get_ivr(request.app).settings.ivr_tenant, "/v1/streams/twilio")
 
 
 # -- L16 --------------------------------------------------------------------------------------------------------
@@ -215,9 +247,12 @@ async def l16_stream(ws: WebSocket) -> None:
 
     def tenant_of(start: CallStart) -> str:
         key = header_key or str(serializer.metadata.get("api_key", ""))
-        info = _resolve(ivr, key)
+        address = _address(ws)
+        info = None if ivr.over_auth_budget(address) else _resolve(ivr, key)
         if info is None or info.role not in ("telephony", "admin"):
-            raise CallRefused("L16 stream without a valid telephony API key (X-API-KEY or metadata api_key)")
+            reason = "L16 stream without a valid telephony API key (X-API-KEY or metadata api_key)"
+            ivr.refused("l16", None, reason, address=address, path=ws.url.path)
+            raise CallRefused(reason)
         return info.tenant
 
     await _serve(ws, ivr, serializer, tenant_of)
@@ -235,9 +270,10 @@ async def audiohook_stream(ws: WebSocket) -> None:
     ivr = await _ivr_or_close(ws)
     if ivr is None:
         return
-    info = _resolve(ivr, ws.headers.get("x-api-key", ""))
+    address = _address(ws)
+    info = None if ivr.over_auth_budget(address) else _resolve(ivr, ws.headers.get("x-api-key", ""))
     if info is None or info.role not in ("telephony", "admin"):
-        log.warning("audiohook stream refused: missing or unknown X-API-KEY")
+        ivr.refused("audiohook", None, "missing or unknown X-API-KEY", address=address, path=ws.url.path)
         await ws.close(code=1008)
         return
     if info.audiohook_secret is not None:
@@ -249,7 +285,7 @@ async def audiohook_stream(ws: WebSocket) -> None:
             secret=info.audiohook_secret,
         )
         if problem:
-            log.warning("audiohook stream refused: %s", problem)
+            ivr.refused("audiohook", info.tenant, problem, address=address, path=ws.url.path)
             await ws.close(code=1008)
             return
     await ws.accept()

@@ -2,7 +2,8 @@
 
 :class:`IvrService` holds the engine and verifier (from :class:`voiceauth.pipeline.Pipeline`), the streaming policy,
 the call flow, prompts, PINs, the outcome registry, the webhook, the worker threads and the API-key resolver used
-by AudioHook and L16 (``X-API-KEY`` = a voiceauth ``telephony`` key).
+by AudioHook and L16 (``X-API-KEY`` = a voiceauth ``telephony`` key), and the Twilio gate (each tenant's Twilio
+auth token, :mod:`ivr.twilio_auth`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from ivr.pins import PinBook, PinChecker
 from ivr.prompts import PromptLibrary
 from ivr.serializers.base import CallStart
 from ivr.transport import TransportLimits
+from ivr.twilio_auth import StoreTwilioTokens, TwilioGate, TwilioTokens
 from voiceauth.antispoof.replay import ReplayPolicy
 from voiceauth.audio.stream import FrontEndConfig, StreamingFrontEnd
 from voiceauth.config import Settings
@@ -106,11 +109,18 @@ class IvrService:
         call_log: StoreCallLog | None = None,
         persist_calls: bool = True,
         countermeasure: Countermeasure | None = None,
+        twilio_tokens: TwilioTokens | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.verifier = verifier
         self.keys = keys
+        # Twilio: each tenant's own auth token (stored on its API keys unless a table is given)
+        self.twilio = TwilioGate(settings, twilio_tokens or StoreTwilioTokens(verifier.store))
+        # handshakes refused for bad credentials, per client address: beyond the budget refused unseen, not audited
+        from voiceauth.api.ratelimit import build_auth_failure_limiter  # here: voiceauth.api imports the IVR routes
+
+        self.auth_failures = build_auth_failure_limiter(settings, now=time.monotonic)
         self.flow = flow
         self.policy = StreamingPolicy.from_settings(settings)
         self.frontend_config = FrontEndConfig(settings)
@@ -144,6 +154,35 @@ class IvrService:
             from voiceauth.antispoof.stream import WindowBatcher
 
             self.spoof_batcher = WindowBatcher(countermeasure)
+
+    def refused(self, protocol: str, tenant: str | None, reason: str, *, address: str, path: str) -> None:
+        """Log and audit a handshake refused for its credentials (``twilio.refused``...), at most the per-address
+        budget of them (``api_auth_failures_per_minute``): a flood of bad handshakes is logged, not audited."""
+        log.warning("%s stream or webhook refused: %s", protocol, reason)
+        if self.auth_failures.acquire(address) > 0:
+            return
+        try:
+            with self.verifier.store.transaction() as tx:
+                tenant_id = None
+                if tenant:
+                    try:
+                        tenant_id = tx.tenant(tenant).id
+                    except NotFound:
+                        pass
+                details = {"reason": reason[:200], "path": path[:200], "tenant": (tenant or "")[:128]}
+                tx.audit(
+                    f"{protocol}.refused",
+                    actor=f"ivr:{protocol}",
+                    tenant_id=tenant_id,
+                    outcome="refused",
+                    details=details,
+                )
+        except Exception:  # noqa: BLE001 - the refusal stands; the store may be down
+            log.exception("could not audit a refused %s handshake", protocol)
+
+    def over_auth_budget(self, address: str) -> bool:
+        """True when ``address`` used up its budget of refused handshakes (refuse it without looking further)."""
+        return self.auth_failures.peek(address) > 0
 
     def admit(self) -> bool:
         """Take a call slot; False when ``ivr_max_calls`` calls are already in progress (refuse the call)."""

@@ -21,6 +21,7 @@ import websockets
 
 from ivr.dtmf import dtmf_tone
 from ivr.serializers.twilio import DECISION_MARK_PREFIX
+from ivr.twilio_auth import twilio_signature
 from voiceauth.audio.codecs import l16_encode, mulaw_encode
 from voiceauth.audio.resample import resample
 from voiceauth.errors import VoiceAuthError
@@ -87,8 +88,15 @@ async def simulate_call(
     l16_rate: int = 8000,
     call_id: str | None = None,
     drain_s: float = 3.0,
+    tenant: str = "",
+    twilio_auth_token: str = "",
+    public_url: str = "",
 ) -> SimResult:
-    """Play one call; ``speed`` 1.0 = real time, 0 = as fast as the socket takes it."""
+    """Play one call; ``speed`` 1.0 = real time, 0 = as fast as the socket takes it.
+
+    Twilio: ``tenant`` picks ``/v1/streams/twilio/{tenant}`` (else the unscoped alias); ``twilio_auth_token`` signs
+    the handshake as Twilio does (X-Twilio-Signature over ``public_url`` + path when the service is behind a proxy,
+    else over the URL connected to)."""
     if protocol not in PROTOCOLS:
         raise VoiceAuthError(f"protocol {protocol!r} is not supported; use {', '.join(PROTOCOLS)}")
     call_id = call_id or (("CA" if protocol == "twilio" else "") + uuid.uuid4().hex)
@@ -96,9 +104,11 @@ async def simulate_call(
     if dtmf and protocol != "twilio":
         audio8k = _with_tones(audio8k, dtmf)  # in-band, as a phone sends them
     res.audio_s = audio8k.size / 8000
-    path = f"/v1/streams/{protocol}"
+    path = f"/v1/streams/{protocol}" + (f"/{tenant}" if protocol == "twilio" and tenant else "")
     url = base_url.rstrip("/") + path
     headers: dict[str, str] = {}
+    if protocol == "twilio" and twilio_auth_token:
+        headers["X-Twilio-Signature"] = twilio_signature(twilio_auth_token, (public_url.rstrip("/") or base_url) + path)
     if protocol == "l16" and api_key:
         headers["X-API-KEY"] = api_key
     if protocol == "audiohook":

@@ -145,6 +145,12 @@ class Settings(BaseSettings):
         default="auto",
         description="Where token buckets live: database = shared by all workers; auto = database on PostgreSQL.",
     )
+    api_auth_failures_per_minute: float = Field(
+        default=10.0, gt=0, description="Requests with an invalid API key one client address may make a minute."
+    )
+    api_auth_failure_burst: int = Field(
+        default=20, ge=1, description="Invalid-key requests one client address may make at once (then 429)."
+    )
     api_drain_s: float = Field(
         default=30.0, ge=0, description="On SIGTERM: new calls are refused, in-flight ones get this long to finish."
     )
@@ -154,8 +160,22 @@ class Settings(BaseSettings):
     stream_max_speech_s: float = Field(default=8.0, gt=0, description="A stream decides at this much speech.")
     stream_accept_margin: float = Field(default=0.0, ge=0, description="Points above the threshold to ACCEPT early.")
     stream_reject_margin: float = Field(default=15.0, ge=0, description="Points below the threshold to REJECT early.")
-    ivr_tenant: str = Field(default="default", description="Tenant of Twilio streams (signed by twilio_auth_token).")
-    twilio_auth_token: SecretStr | None = Field(default=None, description="Validates X-Twilio-Signature if set.")
+    ivr_tenant: str | None = Field(
+        default=None,
+        description="Tenant of the unscoped /v1/streams/twilio and /v1/twiml (aliases of /v1/streams/twilio/{tenant}"
+        " and /v1/twiml/{tenant}); None: those refuse. The embedded demo sets it to api_demo_tenant.",
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        default=None,
+        description="A Twilio auth token of ivr_tenant given by environment (tenants' tokens are stored on their"
+        " API keys: voiceauth keys create --twilio-auth-token).",
+    )
+    twilio_open_tenants: list[str] = Field(
+        default_factory=list,
+        description="Embedded demo only: tenants whose Twilio streams and TwiML are accepted unsigned while they"
+        " have no Twilio auth token (voiceauth serve opens its demo tenant and warns at start); refused with a"
+        " database_url.",
+    )
     ivr_public_url: str | None = Field(default=None, description="Public base URL (https://host) for TwiML/signatures.")
     ivr_webhook_url: str | None = Field(default=None, description="Call outcomes are POSTed here as JSON.")
     ivr_webhook_secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key signing webhook posts.")

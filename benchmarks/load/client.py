@@ -22,6 +22,7 @@ import websockets
 
 from ivr.serializers.twilio import DECISION_MARK_PREFIX
 from ivr.simulate import call_frames
+from ivr.twilio_auth import twilio_signature
 
 __all__ = ["CallLog", "UploadLog", "play_call", "register", "upload", "wav_bytes"]
 
@@ -87,16 +88,26 @@ async def play_call(
     speed: float = 1.0,
     drain_s: float = 10.0,
     connect_timeout_s: float = 10.0,
+    tenant: str = "",
+    twilio_token: str = "",
 ) -> CallLog:
-    """Play one call in (near) real time to ``worker`` = (name, http url); never raises."""
+    """Play one call in (near) real time to ``worker`` = (name, http url); never raises. Twilio calls go to
+    ``/v1/streams/twilio/{tenant}``, signed with ``twilio_token`` as Twilio signs them."""
     name, base = worker
     call_id = ("CA" if protocol == "twilio" else "") + uuid.uuid4().hex
     log = CallLog(call_id, protocol, name, speaker, genuine, audio_s=audio8k.size / 8000)
     url = base.replace("http://", "ws://") + f"/v1/streams/{protocol}"
+    headers: dict[str, str] = {}
+    if protocol == "twilio" and tenant:
+        url += f"/{tenant}"
+        if twilio_token:
+            headers["X-Twilio-Signature"] = twilio_signature(twilio_token, url)
     sent_at: list[float] = []
     t_first: list[float] = []
     try:
-        ws = await asyncio.wait_for(websockets.connect(url, max_size=None, open_timeout=None), connect_timeout_s)
+        ws = await asyncio.wait_for(
+            websockets.connect(url, max_size=None, open_timeout=None, additional_headers=headers), connect_timeout_s
+        )
     except websockets.InvalidStatus as exc:
         log.error = f"refused: HTTP {exc.response.status_code}"
         return log

@@ -65,14 +65,16 @@ class Keys:
     tenant: str
     telephony: str
     security: str
+    twilio: str  # the tenant's Twilio auth token (stored on its telephony key): Twilio streams are signed with it
 
 
 def create_keys(store: Store, tenant: str) -> Keys:
+    twilio = secrets.token_hex(16)  # shaped like a Twilio auth token
     with store.transaction() as tx:
         t = tx.get_or_create_tenant(tenant, actor="load")
-        tel = create_api_key(tx, t.id, "telephony", label="load", actor="load")[1]
+        tel = create_api_key(tx, t.id, "telephony", label="load", actor="load", twilio_auth_token=twilio)[1]
         sec = create_api_key(tx, t.id, "security", label="load", actor="load")[1]
-    return Keys(tenant, tel, sec)
+    return Keys(tenant, tel, sec, twilio)
 
 
 @dataclass

@@ -169,7 +169,17 @@ async def run_load(cluster: Cluster, pool: SpeechPool, config: LoadConfig, resul
         proto, w, spk = plan[i]
         async with gate:
             result.calls.append(
-                await play_call(proto, w, audio[i], spk, genuine=True, api_key=keys.telephony, speed=config.speed)
+                await play_call(
+                    proto,
+                    w,
+                    audio[i],
+                    spk,
+                    genuine=True,
+                    api_key=keys.telephony,
+                    speed=config.speed,
+                    tenant=keys.tenant,
+                    twilio_token=keys.twilio,
+                )
             )
 
     async def verifies(client: httpx.AsyncClient) -> None:

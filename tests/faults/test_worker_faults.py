@@ -117,7 +117,16 @@ def test_kill_9_mid_load_then_restart_and_sigterm_drain(cluster: Cluster, fsdd_d
         await asyncio.sleep(0.5)
         async with httpx.AsyncClient(timeout=5) as client:
             ready = (await client.get(w2.url + "/readyz")).status_code
-        refused = await play_call("twilio", (w2.name, w2.url), pool.take("lucas"), "lucas", genuine=True, api_key="")
+        refused = await play_call(
+            "twilio",
+            (w2.name, w2.url),
+            pool.take("lucas"),
+            "lucas",
+            genuine=True,
+            api_key="",
+            tenant=cluster.keys.tenant,
+            twilio_token=cluster.keys.twilio,  # signed: refused for the drain, not for its credentials
+        )
         done = await call
         code = await asyncio.to_thread(w2.proc.wait, 60)
         return done, refused, code, ready

@@ -48,6 +48,7 @@ def ivr_settings(home: Path, **over: object) -> Settings:
         ivr_prompt_dir=home / "prompts",
         ivr_idle_timeout_s=5.0,
         ivr_tenant=TENANT,
+        twilio_open_tenants=[TENANT],  # as the embedded demo: unsigned Twilio (signatures: test_twilio_tenancy.py)
         enroll_min_speech_s=6.0,
     )
     base.update(over)

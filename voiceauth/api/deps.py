@@ -34,9 +34,22 @@ def _principal(
     if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
         services.metrics.auth_failures.labels("missing").inc()
         raise ApiProblem(401, "unauthenticated", "send an API key as `Authorization: Bearer <key>`", headers=challenge)
-    principal = services.authenticate(creds.credentials)
+    address = request.client.host if request.client is not None else ""
+    wait = services.auth_failures.peek(address)  # an address over its invalid-key budget is not even looked up
+    principal = None if wait > 0 else services.authenticate(creds.credentials)
     if principal is None:
         services.metrics.auth_failures.labels("invalid").inc()
+        wait = wait or services.auth_failures.acquire(address)
+        if wait > 0:
+            services.metrics.rate_limited.inc()
+            raise ApiProblem(
+                429,
+                "rate-limited",
+                f"too many requests with an invalid API key from this address (at most "
+                f"{services.settings.api_auth_failures_per_minute:g} a minute, burst "
+                f"{services.settings.api_auth_failure_burst}); retry after {wait:.1f} s",
+                headers={"Retry-After": services.limiter.retry_after_header(wait)},
+            )
         raise ApiProblem(401, "invalid-api-key", "the API key is not valid or has been revoked", headers=challenge)
     wait = services.limiter.acquire(principal.key_id)
     if wait > 0:

@@ -1,6 +1,9 @@
 """Per-key rate limiting: a token bucket per API key, in this process or shared by every worker in the database.
 
-Each key may make ``burst`` requests at once and ``per_minute`` sustained.
+Each key may make ``burst`` requests at once and ``per_minute`` sustained. Requests with an invalid (unknown,
+revoked, malformed) key have no key to count against: they are counted per client address instead
+(:class:`RateLimiter` keyed by the address, in memory: ``api_auth_failures_per_minute``), and an address over its
+budget is refused before its key is even looked up.
 
 - :class:`RateLimiter` keeps the buckets in memory (pure; the clock is injected): right for one process.
 - :class:`DatabaseRateLimiter` keeps them in the store's ``rate_buckets`` table and takes a token with one atomic
@@ -15,15 +18,22 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, text
 
 from voiceauth.config import Settings
 
-__all__ = ["DatabaseRateLimiter", "Limiter", "RateLimiter", "build_limiter", "retry_after_header"]
+__all__ = [
+    "DatabaseRateLimiter",
+    "Limiter",
+    "RateLimiter",
+    "build_auth_failure_limiter",
+    "build_limiter",
+    "retry_after_header",
+]
 
 
 def retry_after_header(wait_s: float) -> str:
@@ -31,7 +41,7 @@ def retry_after_header(wait_s: float) -> str:
 
 
 class Limiter(Protocol):
-    def acquire(self, key: int) -> float:
+    def acquire(self, key: Any) -> float:
         """Take one token for ``key``: 0.0 when allowed, else the seconds to wait before the next is available."""
         ...
 
@@ -58,21 +68,32 @@ class RateLimiter:
         self.burst = float(burst)
         self.now = now
         self.max_keys = max_keys
-        self._buckets: dict[int, _Bucket] = {}
+        self._buckets: dict[Hashable, _Bucket] = {}
         self._lock = threading.Lock()
 
-    def acquire(self, key: int) -> float:
+    def acquire(self, key: Hashable) -> float:
+        """Take one token for ``key`` (an API key id, a client address): 0.0 or the seconds to wait."""
+        return self._take(key, take=True)
+
+    def peek(self, key: Hashable) -> float:
+        """The seconds until ``key`` has a token (0.0: it has one now); takes nothing."""
+        return self._take(key, take=False)
+
+    def _take(self, key: Hashable, *, take: bool) -> float:
         t = self.now()
         with self._lock:
             b = self._buckets.get(key)
             if b is None:
+                if not take:
+                    return 0.0
                 if len(self._buckets) >= self.max_keys:
                     self._buckets.clear()
                 b = self._buckets[key] = _Bucket(self.burst, t)
             b.tokens = min(self.burst, b.tokens + max(0.0, t - b.at) * self.rate)
             b.at = t
             if b.tokens >= 1.0:
-                b.tokens -= 1.0
+                if take:
+                    b.tokens -= 1.0
                 return 0.0
             return (1.0 - b.tokens) / self.rate
 
@@ -135,3 +156,9 @@ def build_limiter(settings: Settings, engine: Engine, now: Callable[[], float]) 
     if kind == "database":
         return DatabaseRateLimiter(engine, per_minute, burst, now)
     return RateLimiter(per_minute, burst, now)
+
+
+def build_auth_failure_limiter(settings: Settings, now: Callable[[], float]) -> RateLimiter:
+    """Per client address: requests with an invalid API key (``api_auth_failures_per_minute``, burst
+    ``api_auth_failure_burst``), in this process's memory."""
+    return RateLimiter(settings.api_auth_failures_per_minute, settings.api_auth_failure_burst, now)

@@ -137,6 +137,14 @@ class TenantCreatedOut(BaseModel):
 class KeyCreateIn(_In):
     role: Role
     label: str = Field(default="", max_length=128)
+    twilio_auth_token: str | None = Field(
+        default=None,
+        min_length=16,
+        max_length=128,
+        description="The tenant's Twilio account auth token (telephony or admin key), stored encrypted: the tenant's"
+        " Twilio streams and TwiML webhook (/v1/streams/twilio/{tenant}, /v1/twiml/{tenant}) must then be signed"
+        " with it. Never returned.",
+    )
 
 
 class KeyOut(BaseModel):
@@ -147,6 +155,7 @@ class KeyOut(BaseModel):
     created_at: dt.datetime
     revoked_at: dt.datetime | None
     last_used_at: dt.datetime | None
+    twilio: bool = Field(default=False, description="The key holds a Twilio auth token (never shown).")
 
 
 class KeyCreatedOut(KeyOut):

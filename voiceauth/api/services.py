@@ -21,7 +21,7 @@ from sqlalchemy import text
 from voiceauth.api.metrics import ApiMetrics
 from voiceauth.api.middleware import guarded
 from voiceauth.api.problems import ApiProblem
-from voiceauth.api.ratelimit import build_limiter
+from voiceauth.api.ratelimit import build_auth_failure_limiter, build_limiter
 from voiceauth.audio.frontend import FrontEnd, require_speech
 from voiceauth.audio.types import Utterance
 from voiceauth.config import Settings
@@ -90,6 +90,8 @@ class AppServices:
         self._operating_points = operating_points
         self.owns_store = owns_store
         self.limiter = build_limiter(settings, store.engine, now=lambda: clock().timestamp())
+        # invalid API keys, per client address (monotonic time: a frozen test clock must not stop the refill)
+        self.auth_failures = build_auth_failure_limiter(settings, now=time.monotonic)
         self.executor = ThreadPoolExecutor(max_workers=settings.api_audio_workers, thread_name_prefix="voiceauth-audio")
         self._waiting = 0
         self._waiting_lock = threading.Lock()

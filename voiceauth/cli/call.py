@@ -35,6 +35,10 @@ def simulate(
     audiohook_secret: str = typer.Option(
         "", "--audiohook-secret", envvar="VOICEAUTH_AUDIOHOOK_SECRET", help="Base64 client secret to sign with."
     ),
+    tenant: str = typer.Option("", "--tenant", help="Twilio: the tenant (/v1/streams/twilio/TENANT); else the alias."),
+    twilio_auth_token: str = typer.Option(
+        "", "--twilio-auth-token", envvar="VOICEAUTH_SIM_TWILIO_AUTH_TOKEN", help="Twilio: sign the handshake with it."
+    ),
 ) -> None:
     """Play AUDIO into the service as PROTOCOL and print the decisions with their timing."""
     from ivr.simulate import PROTOCOLS, simulate_call
@@ -62,6 +66,8 @@ def simulate(
                 speed=speed,
                 api_key=api_key,
                 audiohook_secret=secret,
+                tenant=tenant,
+                twilio_auth_token=twilio_auth_token,
             )
         )
     typer.echo(f"call {res.call_id} ({protocol}, {res.audio_s:.2f} s of audio)")

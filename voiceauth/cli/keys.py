@@ -34,6 +34,12 @@ def create(
         "--audiohook-secret",
         help="The AudioHook client secret (base64), stored encrypted; AudioHook streams of this key must be signed.",
     ),
+    twilio_auth_token: str | None = typer.Option(
+        None,
+        "--twilio-auth-token",
+        help="The tenant's Twilio account auth token (telephony or admin key), stored encrypted; the tenant's "
+        "Twilio streams and TwiML (/v1/streams/twilio/TENANT, /v1/twiml/TENANT) must then be signed with it.",
+    ),
     data_dir: Path | None = DATA_DIR,
 ) -> None:
     """Create an API key and print it once, on the last line (it is stored only as a hash)."""
@@ -48,9 +54,19 @@ def create(
         try:
             with store.transaction() as tx:
                 t = tx.get_or_create_tenant(tenant, actor="cli")
-                row, key = create_api_key(tx, t.id, role, label=label, actor="cli", audiohook_secret=secret)
+                row, key = create_api_key(
+                    tx,
+                    t.id,
+                    role,
+                    label=label,
+                    actor="cli",
+                    audiohook_secret=secret,
+                    twilio_auth_token=twilio_auth_token,
+                )
         finally:
             store.dispose()
+    if twilio_auth_token is not None:
+        typer.echo(f"tenant {tenant!r}: Twilio streams and TwiML must now be signed with this auth token")
     typer.echo(f"created {row.role} key {row.prefix} for tenant {tenant!r} (shown once; keep it secret):")
     typer.echo(key)
 
@@ -97,7 +113,8 @@ def rotate_data_key(
         5.0, "--grace-s", min=0, help="Wait after adding the key so running servers load it before rows move."
     ),
 ) -> None:
-    """Put a new data key in front of the key file and re-encrypt every voiceprint row with it, without downtime.
+    """Put a new data key in front of the key file and re-encrypt every encrypted row with it (voiceprints, enrolment
+    utterances, watchlist, caller numbers, AudioHook secrets and Twilio auth tokens), without downtime.
 
     Running servers re-read the key file (every ``api_key_reload_s``) and decrypt with old and new keys alike, so
     rows can be re-encrypted while they serve. With ``VOICEAUTH_DATA_KEY`` (keys from the environment) put the

@@ -2,7 +2,9 @@
 
 On embedded defaults (SQLite in the data directory, no ``database_url``) it also makes sure a demo tenant exists
 and issues fresh demo keys (telephony, security, admin), printed at start; the previous start's demo keys are
-revoked, since keys are stored only as hashes and cannot be shown again. ``--no-demo`` skips this.
+revoked, since keys are stored only as hashes and cannot be shown again. ``--no-demo`` skips this. In the demo,
+Twilio streams and TwiML of the demo tenant are accepted unsigned while it has no Twilio auth token (one warning at
+start says so); everywhere else a tenant's Twilio traffic must be signed with its own token (:mod:`ivr.twilio_auth`).
 
 SIGTERM drains first: new calls are refused, ``/readyz`` answers 503, in-flight requests and calls get
 ``api_drain_s`` to finish (see :mod:`voiceauth.api.server`). Run several processes on one PostgreSQL
@@ -11,19 +13,23 @@ SIGTERM drains first: new calls are refused, ``/readyz`` answers 503, in-flight 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
 from sqlalchemy import select
 
+from ivr.twilio_auth import open_tenants_warning
 from voiceauth.cli._common import user_errors
 from voiceauth.cli._data import DATA_DIR, settings_for
 from voiceauth.config import Settings
-from voiceauth.store.keys import Role, create_api_key, revoke_api_key
+from voiceauth.store.keys import Role, create_api_key, revoke_api_key, twilio_tokens
 from voiceauth.store.models import ApiKey
 from voiceauth.store.repo import Store, open_store
 
-__all__ = ["DEMO_LABEL", "issue_demo_keys", "register"]
+__all__ = ["DEMO_LABEL", "demo_twilio", "issue_demo_keys", "register"]
+
+log = logging.getLogger(__name__)
 
 DEMO_LABEL = "demo (voiceauth serve)"
 
@@ -38,6 +44,18 @@ def issue_demo_keys(store: Store, tenant: str) -> dict[str, str]:
         for key_id in list(old):
             revoke_api_key(tx, t.id, key_id, actor="serve")
         return {r.value: create_api_key(tx, t.id, r.value, label=DEMO_LABEL, actor="serve")[1] for r in Role}
+
+
+def demo_twilio(settings: Settings, store: Store) -> Settings:
+    """The embedded demo's Twilio: ``/v1/streams/twilio`` (and ``/v1/twiml``) belong to the demo tenant unless
+    ``ivr_tenant`` is set, and the demo tenant accepts unsigned Twilio traffic while it has no Twilio auth token."""
+    tenant = settings.api_demo_tenant
+    with store.transaction() as tx:
+        has_token = bool(twilio_tokens(tx, tenant))
+    update: dict[str, object] = {"ivr_tenant": settings.ivr_tenant or tenant}
+    if not has_token and not (settings.twilio_auth_token and update["ivr_tenant"] == tenant):
+        update["twilio_open_tenants"] = sorted({*settings.twilio_open_tenants, tenant})
+    return settings.model_copy(update=update)
 
 
 def serve(
@@ -61,6 +79,11 @@ def serve(
             typer.echo("demo keys (new at every start; the previous ones are revoked):")
             for role, key in keys.items():
                 typer.echo(f"  {role + ' key:':15s}{key}")
+            settings = demo_twilio(settings, store)
+        warning = open_tenants_warning(settings)
+        if warning:
+            log.warning("%s", warning)
+            typer.echo(f"WARNING: {warning}", err=True)
         typer.echo(f"voiceauth: loading the speaker model, then listening on http://{host}:{port}", err=False)
         app = create_app(settings, store=store, scorer=scorer, operating_points=points, watch_data_keys=True)
     serve_app(app, host=host, port=port, drain_s=settings.api_drain_s)

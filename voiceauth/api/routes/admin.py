@@ -32,6 +32,7 @@ def _key_out(row: ApiKey) -> KeyOut:
         created_at=row.created_at,
         revoked_at=row.revoked_at,
         last_used_at=row.last_used_at,
+        twilio=row.twilio_auth_token is not None,
     )
 
 
@@ -69,9 +70,12 @@ def list_keys(p: ApiPrincipal = Depends(_ADMIN), svc: AppServices = Depends(get_
 def create_key(
     body: KeyCreateIn, p: ApiPrincipal = Depends(_ADMIN), svc: AppServices = Depends(get_services)
 ) -> KeyCreatedOut:
-    """A new key of this tenant; the response holds the key once."""
+    """A new key of this tenant; the response holds the key once. With ``twilio_auth_token`` (a telephony or admin
+    key) the tenant's Twilio traffic must be signed with that token."""
     with svc.store.transaction() as tx:
-        row, key = create_api_key(tx, p.tenant_id, body.role, label=body.label, actor=p.actor)
+        row, key = create_api_key(
+            tx, p.tenant_id, body.role, label=body.label, actor=p.actor, twilio_auth_token=body.twilio_auth_token
+        )
         return KeyCreatedOut(**_key_out(row).model_dump(), key=key)
 
 
