@@ -9,8 +9,9 @@ PYTEST_ARGS ?=
 .PHONY: setup model run demo test check bench-quick clean
 
 # Debian packages the tests need (espeak-ng: IVR prompts and synthetic-speech tests; sox: audio tools;
-# chromium: the console browser test).
-SYSDEPS := espeak-ng sox chromium
+# chromium: the console browser test; festival + voices and libsox-fmt-all (GSM, AMR-NB): the countermeasure's
+# training corpus and telephone channel).
+SYSDEPS := espeak-ng sox chromium festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts libsox-fmt-all
 
 $(STAMP): pyproject.toml
 	@missing=""; for p in $(SYSDEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

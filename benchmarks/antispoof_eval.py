@@ -213,7 +213,8 @@ def main() -> None:
             return
     report = analyse(scores, threshold, conditions)
     configured = (
-        f"{settings.antispoof_pooling}-k{settings.antispoof_max_windows}-hop{settings.antispoof_hop_samples // 16_150}"
+        f"{settings.antispoof_pooling or 'min'}-k{settings.antispoof_max_windows or 8}"
+        f"-hop{(settings.antispoof_hop_samples or WINDOW_SAMPLES // 2) // 16_150}"
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "antispoof.json").write_text(

@@ -1,10 +1,12 @@
-"""Anti-spoofing latency on CPU: AASIST per 4 s window (64,600 samples), and the replay fingerprint check.
+"""Anti-spoofing cost on CPU: the shipped telephone countermeasure against AASIST, per call, in the same run.
 
-Subjects, timed round-robin in the same run so that load from other processes falls on all alike:
+Subjects, timed round-robin in the same run so that load from other processes falls on all alike; each is the
+countermeasure's work for **one call's speech** (a stream scores at most ``antispoof_stream_windows`` = 2 windows):
 
-* ``reference``: the network as a plain eager port of the release runs it (contiguous NCHW tensors, batch 1);
-* ``countermeasure``: the production path (:class:`Countermeasure`: channels-last convolutions, batch 1);
-* ``countermeasure-b4``: the same, 4 windows in one batch (per window);
+* ``aasist-reference``: AASIST as a plain eager port of the release runs it (contiguous NCHW tensors), 2 x 4 s;
+* ``aasist``: AASIST's production path (channels-last convolutions), 2 windows of 4 s in one batch;
+* ``telephone``: the shipped telephone LFB-LCNN (``antispoof_model=telephone``, the default), 2 windows of 4 s;
+* ``telephone-4s``: the same for a 4 s answer (one window);
 * ``fingerprint+compare``: the replay check for one 4 s attempt against one remembered attempt.
 
 Then (``--calls N``, 0 to skip) what anti-spoofing adds to a call stream: FSDD digit strings as 8 kHz mu-law calls
@@ -51,23 +53,29 @@ SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 
 
 def window_latency(repeats: int = 5) -> dict[str, Any]:
-    """Median ms per 4 s window of each subject, timed round-robin."""
+    """Median ms and CPU seconds per call of each subject, timed round-robin."""
+    from voiceauth.antispoof.countermeasure import create_countermeasure
+
     model_dir = ensure_model(Settings(), AASIST)
     cm = Countermeasure(model_dir, max_windows=1)
     reference = Countermeasure(model_dir, max_windows=1)
     reference._net = reference._net.to(memory_format=torch.contiguous_format)  # plain eager port, as released
+    tel = create_countermeasure(Settings(antispoof_model="telephone"))
 
     speech, rate = sf.read(ROOT / "audio_samples" / "librispeech_1034-121119-0000.flac", dtype="float32")
     assert rate == 16_000
     window = tile_to(speech, WINDOW_SAMPLES)
     one = window[None, :]
-    four = np.repeat(one, 4, axis=0)
+    two = np.stack([window, tile_to(speech[WINDOW_SAMPLES // 2 :], WINDOW_SAMPLES)])
+    tel_two = np.ascontiguousarray(two[:, : tel.window])
+    tel_one = tel_two[:1]
     fp_old = fingerprint(window, 16_000)
 
     subjects: dict[str, tuple[Callable[[], object], int]] = {
-        "reference": (lambda: reference.score_windows(one), 1),
-        "countermeasure": (lambda: cm.score_windows(one), 1),
-        "countermeasure-b4": (lambda: cm.score_windows(four), 4),
+        "aasist-reference": (lambda: reference.score_windows(two), 1),
+        "aasist": (lambda: cm.score_windows(two), 1),
+        "telephone": (lambda: tel.score_windows(tel_two), 1),
+        "telephone-4s": (lambda: tel.score_windows(tel_one), 1),
         "fingerprint+compare": (lambda: compare(fingerprint(window * 0.9, 16_000), fp_old), 1),
     }
     ref_out = reference.score_windows(one)
@@ -86,10 +94,11 @@ def window_latency(repeats: int = 5) -> dict[str, Any]:
     med = {k: float(np.median(v)) for k, v in times.items()}
     return {
         "window_samples": WINDOW_SAMPLES,
+        "telephone_model": tel.name,
         "repeats": repeats,
-        "median_ms_per_window": med,
-        "median_cpu_s_per_window": {k: float(np.median(v)) for k, v in cpu.items()},
-        "ratio_to_reference": {k: v / med["reference"] for k, v in med.items()},
+        "median_ms_per_call": med,
+        "median_cpu_s_per_call": {k: float(np.median(v)) for k, v in cpu.items()},
+        "ratio_to_aasist": {k: v / med["aasist"] for k, v in med.items()},
         "max_abs_score_diff_vs_reference": max_diff,
     }
 
@@ -99,7 +108,7 @@ def _digits(speaker: str, ds: str, index: int) -> npt.NDArray[np.float32]:
     return np.concatenate(parts).astype(np.float32)
 
 
-def stream_cost(calls: int = 12) -> dict[str, Any]:
+def stream_cost(calls: int = 12, model: str = "telephone") -> dict[str, Any]:
     """Decision latency and CPU per call with anti-spoofing off / monitor / enforce (same calls, interleaved)."""
     from voiceauth.antispoof.countermeasure import create_countermeasure
     from voiceauth.antispoof.stream import CallSpoof, WindowBatcher
@@ -111,7 +120,8 @@ def stream_cost(calls: int = 12) -> dict[str, Any]:
 
     settings = Settings(
         home=Path(tempfile.mkdtemp(prefix="voiceauth-bench-")),
-        antispoof_model_dir=ensure_model(Settings(), AASIST),
+        antispoof_model=model,  # type: ignore[arg-type]
+        antispoof_model_dir=ensure_model(Settings(), AASIST) if model == "aasist" else None,
         scoring_backend="cosine",
         enroll_min_speech_s=6.0,
         lockout_failures=1_000_000,
@@ -163,14 +173,19 @@ def stream_cost(calls: int = 12) -> dict[str, Any]:
                     "waited_ms": spoof.waited_ms if spoof else 0.0,
                 }
             )
-    summary: dict[str, Any] = {"calls": calls, "stream_windows": settings.antispoof_stream_windows, "modes": {}}
+    summary: dict[str, Any] = {
+        "calls": calls,
+        "model": cm.name,
+        "stream_windows": settings.antispoof_stream_windows,
+        "modes": {},
+    }
     for mode, rs in rows.items():
         summary["modes"][mode] = {
             "median_latency_ms": statistics.median(r["latency_ms"] for r in rs),
             "p95_latency_ms": float(np.percentile([r["latency_ms"] for r in rs], 95)),
             "median_cpu_s": statistics.median(r["cpu_s"] for r in rs),
             "mean_windows": statistics.mean(r["windows"] for r in rs),
-            "median_wait_for_aasist_ms": statistics.median(r["waited_ms"] for r in rs),
+            "median_wait_for_countermeasure_ms": statistics.median(r["waited_ms"] for r in rs),
             "median_speech_s": statistics.median(r["speech_s"] for r in rs),
         }
     off = summary["modes"]["off"]
@@ -178,6 +193,18 @@ def stream_cost(calls: int = 12) -> dict[str, Any]:
         m["latency_ratio_to_off"] = m["median_latency_ms"] / off["median_latency_ms"]
         m["added_cpu_s"] = m["median_cpu_s"] - off["median_cpu_s"]
     return summary
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                flags = Path("/proc/cpuinfo").read_text()
+                extra = [f for f in ("amx_bf16", "avx512_bf16", "avx512_vnni") if f in flags]
+                return line.split(":", 1)[1].strip() + (f" ({', '.join(extra)})" if extra else "")
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def run(repeats: int = 5, threads: int | None = None, calls: int = 12) -> dict[str, Any]:
@@ -188,30 +215,31 @@ def run(repeats: int = 5, threads: int | None = None, calls: int = 12) -> dict[s
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
+        "cpu": _cpu_model(),
         "load_average": list(os.getloadavg()),
         **window_latency(repeats),
     }
-    med = data["median_ms_per_window"]
-    cpu = data["median_cpu_s_per_window"]
-    print(f"| subject | median ms / 4 s window | ratio to reference | CPU s / window |   (threads {data['threads']})")
+    med = data["median_ms_per_call"]
+    cpu = data["median_cpu_s_per_call"]
+    print(f"| subject (one call's speech) | median ms | ratio to aasist | CPU ms |   (threads {data['threads']})")
     print("|---|---|---|---|")
     for k, v in med.items():
-        print(f"| {k} | {v:.0f} | {v / med['reference']:.2f} | {cpu[k]:.2f} |")
-    print(f"max |score difference| production vs reference: {data['max_abs_score_diff_vs_reference']:.2e}")
+        print(f"| {k} | {v:.1f} | {v / med['aasist']:.3f} | {1000 * cpu[k]:.1f} |")
+    print(f"max |score difference| AASIST production vs reference: {data['max_abs_score_diff_vs_reference']:.2e}")
     if calls > 0:
-        data["stream"] = stream_cost(calls)
+        data["stream"] = {m: stream_cost(calls, m) for m in ("telephone", "aasist")}
         print(
-            f"\n| antispoof_mode | decision latency median ms | p95 ms | ratio to off | CPU s / call | added CPU s "
-            f"| windows / call | waited for AASIST, median ms |   "
-            f"({calls} calls, antispoof_stream_windows {data['stream']['stream_windows']})"
+            "\n| countermeasure | antispoof_mode | decision latency median ms | p95 ms | ratio to off | CPU s / call "
+            f"| added CPU s | windows / call | waited for the countermeasure, median ms |   ({calls} calls)"
         )
-        print("|---|---|---|---|---|---|---|---|")
-        for mode, m in data["stream"]["modes"].items():
-            print(
-                f"| {mode} | {m['median_latency_ms']:.0f} | {m['p95_latency_ms']:.0f} "
-                f"| {m['latency_ratio_to_off']:.2f} | {m['median_cpu_s']:.2f} | {m['added_cpu_s']:+.2f} "
-                f"| {m['mean_windows']:.1f} | {m['median_wait_for_aasist_ms']:.0f} |"
-            )
+        print("|---|---|---|---|---|---|---|---|---|")
+        for model, part in data["stream"].items():
+            for mode, m in part["modes"].items():
+                print(
+                    f"| {model} | {mode} | {m['median_latency_ms']:.0f} | {m['p95_latency_ms']:.0f} "
+                    f"| {m['latency_ratio_to_off']:.2f} | {m['median_cpu_s']:.3f} | {m['added_cpu_s']:+.3f} "
+                    f"| {m['mean_windows']:.1f} | {m['median_wait_for_countermeasure_ms']:.1f} |"
+                )
     data["load_average_after"] = list(os.getloadavg())
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(data, indent=1) + "\n")

@@ -54,6 +54,7 @@ def test_monitor_mode_scores_synthetic_speech_without_changing_the_decision(tmp_
         home=tmp_path,
         data_dir=tmp_path / "data",
         antispoof_mode="monitor",
+        antispoof_model="aasist",
         antispoof_max_windows=1,
         antispoof_model_dir=ensure_model(Settings(), AASIST),
         replay_check=False,

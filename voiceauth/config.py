@@ -195,29 +195,43 @@ class Settings(BaseSettings):
 
     # -- anti-spoofing (voiceauth.antispoof) -------------------------------------------------------------
     antispoof_mode: Literal["off", "monitor", "enforce"] = Field(
-        default="monitor",
-        description="AASIST on every attempt: monitor = score and audit only (default: 50-56% of native 8 kHz "
-        "bona fide calls score as spoof at threshold 0, see benchmarks/results/antispoof.md); enforce = a score at "
-        "or above the tenant's spoof threshold is SPOOF_SUSPECTED (a failure toward lockout); off = not scored.",
+        default="monitor",  # TEMP until models/antispoof lands: enforce
+        description="The countermeasure on every attempt: enforce = a score at or above the tenant's spoof threshold"
+        " is SPOOF_SUSPECTED (a failure toward lockout; the IVR transfers to an agent); monitor = score and audit"
+        " only; off = not scored (the replay check still runs unless replay_check is false).",
+    )
+    antispoof_model: Literal["telephone", "aasist"] = Field(
+        default="aasist",  # TEMP until models/antispoof lands: telephone
+        description="telephone = the LFB-LCNN trained for 8 kHz phone speech (models/antispoof, calibrated LLR,"
+        " ~1-2 ms CPU per second of speech); aasist = the official AASIST (16 kHz studio audio; flags most phone"
+        " callers as spoofs, see benchmarks/results/antispoof.md).",
     )
     antispoof_stream_windows: int = Field(
-        default=2, ge=1, le=8, description="Most ~4 s windows AASIST scores per call stream (CPU bound per call)."
+        default=2, ge=1, le=8, description="Most ~4 s windows the countermeasure scores per call stream."
     )
     antispoof_model_dir: Path | None = Field(
-        default=None, description="Directory holding the pinned AASIST.pth; None = fetched cache."
+        default=None,
+        description="telephone: a folder with lcnn.npz + MANIFEST.json (None = shipped models/antispoof);"
+        " aasist: the folder holding the pinned AASIST.pth (None = fetched cache).",
     )
-    antispoof_threshold: float = Field(
-        default=0.0, description="Spoof log-odds at or above which an attempt is SPOOF_SUSPECTED (tenant default)."
+    antispoof_threshold: float | None = Field(
+        default=None,
+        description="Spoof score at or above which an attempt is SPOOF_SUSPECTED (tenant default); None = the"
+        " network's own: telephone = the shipped LLR threshold (1% BPCER on development phone speech), aasist = 0.",
     )
-    antispoof_window_samples: int = Field(default=64_600, ge=16_000, description="Window at 16 kHz (~4 s).")
-    antispoof_hop_samples: int = Field(default=32_300, ge=1_600, description="Hop between windows at 16 kHz.")
-    antispoof_max_windows: int = Field(
-        default=8,
+    antispoof_window_samples: int | None = Field(
+        default=None, ge=16_000, description="Window at 16 kHz; None = the network's (telephone 64000, aasist 64600)."
+    )
+    antispoof_hop_samples: int | None = Field(
+        default=None, ge=1_600, description="Hop between windows at 16 kHz; None = telephone: the window, aasist: half."
+    )
+    antispoof_max_windows: int | None = Field(
+        default=None,
         ge=1,
-        description="Most windows scored per upload (min pooled; 8 vs 4: BPCER 16% vs 28%, see benchmarks).",
+        description="Most windows scored per upload; None = telephone 4 (16 s), aasist 8 (8 vs 4: BPCER 16% vs 28%).",
     )
-    antispoof_pooling: Literal["mean", "median", "max", "min"] = Field(
-        default="min", description="How window scores become the attempt's score (min: best EER, see benchmarks)."
+    antispoof_pooling: Literal["mean", "median", "max", "min"] | None = Field(
+        default=None, description="How window scores become the attempt's score; None = telephone mean, aasist min."
     )
     antispoof_trim_silence: bool = Field(
         default=True, description="Cut leading/trailing non-speech before scoring (denies the silence shortcut)."

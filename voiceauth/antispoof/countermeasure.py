@@ -1,10 +1,15 @@
-"""The spoofing countermeasure: AASIST over ~4 s windows of an utterance, pooled into one spoof score.
+"""The spoofing countermeasure: a network over ~4 s windows of an utterance, pooled into one spoof score.
 
-Score convention: ``score`` is the spoof log-odds of the network, ``logit[spoof] - logit[bona fide]``; higher means
-more likely synthetic or converted speech. An attempt ``is_spoof`` when ``score >= threshold``. Each window is
-scored on its own (batched), and the window scores are pooled. The default, ``min`` (the most bona-fide-looking
-window decides), gave the lowest EER on our telephone and 16 kHz sets (benchmarks/results/antispoof.md); ``mean``
-is the alternative when one padded window should not decide.
+Two networks are available (``Settings.antispoof_model``): ``telephone`` (default), the LFB-LCNN trained for 8 kHz
+telephone speech in this project (:mod:`voiceauth.antispoof.telephone`, calibrated spoof log-likelihood ratio,
+~1-2 ms of CPU per second of speech), and ``aasist``, the official AASIST (ASVspoof 2019 LA, 16 kHz studio audio;
+it flags most genuine phone callers as spoofs, see benchmarks/results/antispoof.md).
+
+Score convention: ``score`` is the spoof log-odds of the network (AASIST: ``logit[spoof] - logit[bona fide]``;
+telephone: the calibrated LLR); higher means more likely synthetic or converted speech. An attempt ``is_spoof``
+when ``score >= threshold``. Each window is scored on its own (batched), and the window scores are pooled: for
+AASIST ``min`` (the most bona-fide-looking window decides) gave the lowest EER (benchmarks/results/antispoof.md);
+the telephone network pools by ``mean``, so one window cannot carry a synthetic call.
 
 The model file is checked against its sha256 pin before it is loaded with ``torch.load(weights_only=True)`` and
 ``load_state_dict(strict=True)``. Input is 16 kHz mono float32; telephone audio must be upsampled first (the
@@ -42,10 +47,13 @@ __all__ = [
     "load_aasist",
 ]
 
+COUNTERMEASURES = ("telephone", "aasist")
+
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
-DEFAULT_THRESHOLD = 0.0  # spoof log-odds; the calibrated value lives in Settings.antispoof_threshold
+DEFAULT_THRESHOLD = 0.0  # AASIST spoof log-odds; the telephone network's calibrated threshold is in its manifest
+TELEPHONE_WINDOW = 64_000  # 4 s at 16 kHz: the telephone network's window (and hop) unless configured
 WEIGHTS_FILE = "AASIST.pth"
 
 
@@ -81,12 +89,27 @@ def load_aasist(model_dir: Path, verify: bool = True) -> AASIST:
     return net.to(memory_format=torch.channels_last).eval()
 
 
+class _AasistOdds(torch.nn.Module):
+    """AASIST's two logits as one spoof log-odds per window."""
+
+    def __init__(self, net: AASIST) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.net(x).float()
+        return logits[:, SPOOF_INDEX] - logits[:, BONAFIDE_INDEX]
+
+
 class Countermeasure:
-    """AASIST spoof detector over windows of an utterance. Thread-safe (one forward pass at a time)."""
+    """A spoof detector over windows of an utterance. Thread-safe (one forward pass at a time).
+
+    ``net``: a module mapping (batch, samples) 16 kHz windows to one spoof log-odds each; by default AASIST loaded
+    from ``model_dir``. ``name`` says which network it is (for metrics and audit)."""
 
     def __init__(
         self,
-        model_dir: Path,
+        model_dir: Path | None = None,
         threshold: float = DEFAULT_THRESHOLD,
         window: int = WINDOW_SAMPLES,
         hop: int | None = None,
@@ -96,6 +119,8 @@ class Countermeasure:
         trim: bool = True,
         verify: bool = True,
         device: str = "cpu",
+        net: torch.nn.Module | None = None,
+        name: str = "aasist",
     ) -> None:
         if window < 16_000:
             raise AntiSpoofError(f"window of {window} samples is too short; use at least 16000 (1 s at 16 kHz)")
@@ -107,7 +132,12 @@ class Countermeasure:
         self.batch_size = max(1, int(batch_size))
         self.trim = bool(trim)
         self.device = torch.device(device)
-        self._net = load_aasist(model_dir, verify=verify).to(self.device)
+        self.name = name
+        if net is None:
+            if model_dir is None:
+                raise AntiSpoofError("the AASIST countermeasure needs model_dir, the folder holding AASIST.pth")
+            net = _AasistOdds(load_aasist(model_dir, verify=verify))
+        self._net = net.to(self.device).eval()
         self._lock = threading.Lock()
         pool_scores([0.0], pooling)  # validate the pooling name now, not at the first call
 
@@ -117,8 +147,7 @@ class Countermeasure:
         with self._lock, torch.inference_mode():
             for i in range(0, batch.shape[0], self.batch_size):
                 x = torch.from_numpy(np.ascontiguousarray(batch[i : i + self.batch_size])).to(self.device)
-                logits = self._net(x).float()
-                odds = logits[:, SPOOF_INDEX] - logits[:, BONAFIDE_INDEX]
+                odds = self._net(x).float()
                 out.append(odds.cpu().numpy().astype(np.float64))
         return np.concatenate(out)
 
@@ -184,15 +213,37 @@ class StreamingCountermeasure:
 
 
 def create_countermeasure(settings: Settings, device: str = "cpu") -> Countermeasure:
-    """The countermeasure configured by ``settings`` (pinned weights from ``antispoof_model_dir`` or the cache)."""
+    """The countermeasure configured by ``settings``: ``antispoof_model`` telephone (the shipped, sha256-verified
+    ``models/antispoof``, or ``antispoof_model_dir``) or aasist (pinned weights from ``antispoof_model_dir`` or the
+    cache). Unset window, hop, pooling and threshold settings take the network's own defaults."""
+    if settings.antispoof_model == "telephone":
+        from voiceauth.antispoof.telephone import CM_DIR, TelephoneNet, load_shipped
+
+        lcnn, info = load_shipped(settings.antispoof_model_dir or CM_DIR)
+        window = settings.antispoof_window_samples or TELEPHONE_WINDOW
+        return Countermeasure(
+            threshold=info.threshold if settings.antispoof_threshold is None else settings.antispoof_threshold,
+            window=window,
+            hop=settings.antispoof_hop_samples or window,
+            max_windows=settings.antispoof_max_windows or 4,
+            pooling=settings.antispoof_pooling or "mean",
+            trim=settings.antispoof_trim_silence,
+            device=device,
+            net=TelephoneNet(lcnn, info.scale, info.offset),
+            name=f"telephone-lcnn-{info.digest[:8]}",
+        )
+    if settings.antispoof_model != "aasist":
+        raise AntiSpoofError(
+            f"countermeasure {settings.antispoof_model!r} is not supported; use {' or '.join(COUNTERMEASURES)}"
+        )
     model_dir = settings.antispoof_model_dir or ensure_model(settings, AASIST_SPEC)
     return Countermeasure(
         model_dir,
-        threshold=settings.antispoof_threshold,
-        window=settings.antispoof_window_samples,
+        threshold=DEFAULT_THRESHOLD if settings.antispoof_threshold is None else settings.antispoof_threshold,
+        window=settings.antispoof_window_samples or WINDOW_SAMPLES,
         hop=settings.antispoof_hop_samples,
-        max_windows=settings.antispoof_max_windows,
-        pooling=settings.antispoof_pooling,
+        max_windows=settings.antispoof_max_windows or 8,
+        pooling=settings.antispoof_pooling or "min",
         trim=settings.antispoof_trim_silence,
         device=device,
     )

@@ -23,7 +23,15 @@ from voiceauth.audio.resample import resample
 from voiceauth.embedding.base import FloatArray
 from voiceauth.scoring.metrics import eer as _eer
 
-__all__ = ["AUDIO_SUFFIXES", "SpoofMetrics", "audio_files", "score_files", "service_channel", "spoof_metrics"]
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "SpoofMetrics",
+    "audio_files",
+    "score_files",
+    "service_channel",
+    "spoof_metrics",
+    "threshold_for_bpcer",
+]
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 
@@ -58,13 +66,31 @@ def spoof_metrics(bonafide: npt.ArrayLike, spoof: npt.ArrayLike, threshold: floa
 
 
 def audio_files(directory: Path) -> list[Path]:
-    """The WAV/FLAC files directly in ``directory``, sorted; an error if there are none."""
+    """The WAV/FLAC files in ``directory`` and its sub-folders (a folder tree, e.g. one folder per speaker or
+    engine), sorted by path; hidden files and folders are skipped; an error if there are none."""
     if not directory.is_dir():
-        raise AntiSpoofError(f"{directory} is not a directory; give a folder of .wav or .flac files")
-    files = sorted(p for p in directory.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+        raise AntiSpoofError(f"{directory} is not a directory; give a folder (tree) of .wav or .flac files")
+    files = sorted(
+        p
+        for p in directory.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in AUDIO_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(directory).parts)
+    )
     if not files:
-        raise AntiSpoofError(f"{directory} holds no .wav or .flac files")
+        raise AntiSpoofError(f"{directory} holds no .wav or .flac files (searched its sub-folders too)")
     return files
+
+
+def threshold_for_bpcer(bonafide: npt.ArrayLike, target: float) -> float:
+    """The lowest threshold at which at most ``target`` (0-1) of the bona fide scores are at or above it."""
+    if not 0.0 <= target < 1.0:
+        raise AntiSpoofError(f"target BPCER {target!r} is not a fraction in [0, 1); e.g. 0.01 for 1%")
+    b = np.sort(np.asarray(bonafide, dtype=np.float64).ravel())
+    if b.size == 0:
+        raise AntiSpoofError("need bona fide scores to set a threshold from a target BPCER")
+    k = int(np.floor(target * b.size))  # at most k bona fide presentations may be refused
+    return float(np.nextafter(b[b.size - k - 1], np.inf))
 
 
 def load_16k(path: Path) -> FloatArray:

@@ -178,7 +178,7 @@ class SpoofThresholdOut(BaseModel):
     mode: Literal["off", "monitor", "enforce"] = Field(
         description="monitor: scored and audited only; enforce: SPOOF_SUSPECTED at or above `effective`."
     )
-    default: float = Field(description="The service's spoof threshold (settings).")
+    default: float = Field(description="The service's spoof threshold (settings, or the countermeasure's own).")
     override: float | None = Field(description="This tenant's own value (threshold name `spoof`).")
     effective: float
 

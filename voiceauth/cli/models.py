@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -35,8 +36,36 @@ def verify() -> None:
     with user_errors():
         path = ensure_model(settings, fetch=False)
         hashes = verify_dir(path)
+        from voiceauth.antispoof.telephone import CM_DIR, WEIGHTS, load_shipped
+
+        cm_dir = settings.antispoof_model_dir if settings.antispoof_model == "telephone" else None
+        _, cm = load_shipped(cm_dir or CM_DIR)
     for name, digest in hashes.items():
         console.print(f"ok  {name}  {digest}")
+    console.print(f"ok  {WEIGHTS} (telephone countermeasure)  {cm.digest}")
+
+
+def _countermeasure_info(settings: Any) -> dict[str, Any]:
+    """Which countermeasure the service runs and, for the shipped telephone network, its pin and threshold."""
+    out: dict[str, Any] = {"model": settings.antispoof_model, "mode": settings.antispoof_mode}
+    if settings.antispoof_model != "telephone":
+        return out
+    from voiceauth.antispoof.telephone import CM_DIR, load_shipped
+    from voiceauth.errors import ModelError
+
+    folder = settings.antispoof_model_dir or CM_DIR
+    try:
+        _, cm = load_shipped(folder)
+    except ModelError as exc:
+        return {**out, "dir": str(folder), "error": str(exc)}
+    return {
+        **out,
+        "dir": str(folder),
+        "sha256": cm.digest,
+        "threshold": cm.threshold if settings.antispoof_threshold is None else settings.antispoof_threshold,
+        "target_bpcer": cm.manifest["threshold"].get("target_bpcer"),
+        "command": cm.manifest.get("provenance", {}).get("command"),
+    }
 
 
 @app.command()
@@ -46,6 +75,7 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> N
     path = settings.model_dir or settings.model_cache_dir
     manifest = read_manifest(path) or {}
     data = {"model": ECAPA.name, "model_dir": str(path), "present": path.is_dir(), **manifest}
+    data["countermeasure"] = _countermeasure_info(settings)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
     else:

@@ -51,7 +51,8 @@ def _thresholds(tx: StoreTx, svc: AppServices, tenant_id: int) -> ThresholdsOut:
     defaults = dict(svc.pipeline.verifier.operating_points)
     overrides = tx.thresholds(tenant_id)
     spoof = overrides.pop(SPOOF_THRESHOLD, None)  # log-odds, not an operating point on the 0-100 scale
-    spoof_default = svc.settings.antispoof_threshold
+    cm = svc.pipeline.countermeasure
+    spoof_default = cm.threshold if cm is not None else (svc.settings.antispoof_threshold or 0.0)
     return ThresholdsOut(
         operating_point=t.operating_point or svc.pipeline.verifier.policy.operating_point,
         defaults=defaults,
@@ -78,10 +79,11 @@ def get_thresholds(p: ApiPrincipal = Depends(_SECURITY), svc: AppServices = Depe
 def set_spoof_threshold(
     body: SpoofThresholdIn, p: ApiPrincipal = Depends(_SECURITY), svc: AppServices = Depends(get_services)
 ) -> ThresholdsOut:
-    """Set this tenant's anti-spoofing threshold (AASIST spoof log-odds, audited with old and new value).
+    """Set this tenant's anti-spoofing threshold (the countermeasure's spoof score: for the shipped telephone
+    network a log-likelihood ratio; audited with old and new value).
 
-    Raise it where genuine callers are refused as spoofs (native narrowband lines score high); calibrate it on the
-    tenant's own calls in monitor mode before enforcing (benchmarks/results/antispoof.md)."""
+    Raise it where genuine callers are refused as spoofs; `voiceauth spoof-eval --target-bpcer` measures the value
+    for a target share of genuine callers flagged on the tenant's own recordings (benchmarks/results/antispoof.md)."""
     with svc.store.transaction() as tx:
         tx.set_threshold(p.tenant_id, SPOOF_THRESHOLD, body.value, actor=p.actor)
         return _thresholds(tx, svc, p.tenant_id)
