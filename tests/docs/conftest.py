@@ -1,6 +1,6 @@
 """One real ``voiceauth serve`` for the documentation tests, started as ``make run`` starts it (the console script's
-entry point, embedded defaults, demo keys printed), in a scratch data directory; the Twilio page's
-``VOICEAUTH_IVR_TENANT=demo`` is set, as that page tells the reader to."""
+entry point, embedded defaults, demo keys printed), in a scratch data directory, with call outcomes posted to a
+local webhook receiver."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -21,8 +22,38 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: what the Twilio page tells the reader to set (tests/docs/test_snippets.py checks the page still says so)
-SERVER_ENV = {"VOICEAUTH_IVR_TENANT": "demo"}
+
+WEBHOOK_SECRET = "docs-webhook-secret-0123456789"
+
+
+@dataclass
+class Webhook:
+    url: str
+    posts: list[tuple[dict[str, str], bytes]]  # (headers, body) of every POST received
+
+
+@pytest.fixture(scope="session")
+def webhook() -> Iterator[Webhook]:
+    """A receiver for the service's call-outcome webhook (docs/integrate/call-outcomes.md)."""
+    posts: list[tuple[dict[str, str], bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            posts.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield Webhook(f"http://127.0.0.1:{server.server_address[1]}/hook", posts)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @dataclass
@@ -41,14 +72,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def docs_server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[DocsServer]:
+def docs_server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path, webhook: Webhook) -> Iterator[DocsServer]:
     data_dir = tmp_path_factory.mktemp("docs-data")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEAUTH_")}  # the product's defaults
-    env.update(SERVER_ENV)
     env.update(
         {"VOICEAUTH_MODEL_DIR": str(model_dir), "VOICEAUTH_OFFLINE": "true", "VOICEAUTH_DATA_DIR": str(data_dir)}
     )
+    env.update({"VOICEAUTH_IVR_WEBHOOK_URL": webhook.url, "VOICEAUTH_IVR_WEBHOOK_SECRET": WEBHOOK_SECRET})
     cmd = [sys.executable, "-c", "from voiceauth.entry import main; main()", "serve", "--port", str(port)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
@@ -91,7 +122,6 @@ def snippet_env(docs_server: DocsServer) -> dict[str, str]:
     """The shell environment the snippets run in: the reader's, pointed at the service's store."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEAUTH_")}
     env["VOICEAUTH_DATA_DIR"] = str(docs_server.data_dir)
-    env.update(SERVER_ENV)
     return env
 
 
