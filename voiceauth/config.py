@@ -192,6 +192,27 @@ class Settings(BaseSettings):
     )
     ivr_pin_file: Path | None = Field(default=None, description="JSON {tenant: {ref: pbkdf2 hash}} for PIN fallback.")
     ivr_prompt_dir: Path | None = Field(default=None, description="Prompt WAV cache; None = $home/prompts.")
+    ivr_liveness: Literal["off", "challenge"] = Field(
+        default="challenge",
+        description="The IVR's liveness step: challenge = the caller says a fresh random digit string, checked in the"
+        " same speech the voice is verified on (voiceauth.liveness); off = the passive flow (any speech).",
+    )
+    ivr_liveness_end_silence_ms: int = Field(
+        default=1200, ge=200, le=5000, description="Silence after the caller's digits that ends the answer."
+    )
+
+    # -- challenge-response liveness (voiceauth.liveness) --------------------------------------------------
+    challenge_digits: int = Field(default=6, ge=4, le=6, description="Digits in a liveness challenge (4-6).")
+    challenge_ttl_s: float = Field(default=60.0, gt=0, le=600, description="A challenge expires after this long.")
+    challenge_allow_substitution: bool = Field(
+        default=False, description="Accept an answer with one substituted digit (never a dropped or added one)."
+    )
+    challenge_min_speech_s: float = Field(
+        default=2.5,
+        ge=0,
+        description="Net speech a challenge answer needs for a decision (six spoken digits are about 2.5-3.5 s);"
+        " other verifications need verify_min_speech_s.",
+    )
 
     # -- anti-spoofing (voiceauth.antispoof) -------------------------------------------------------------
     antispoof_mode: Literal["off", "monitor", "enforce"] = Field(

@@ -18,6 +18,10 @@ Hierarchy::
     │   ├── InvalidSamples       NaN / Inf samples
     │   └── NoSpeech             decodable audio without speech (silence, tones, DTMF, noise)
     ├── EmbeddingError           the engine could not embed the input
+    ├── ChallengeError           a liveness challenge that cannot be answered (voiceauth.liveness)
+    │   ├── ChallengeUnknown     no such challenge for this tenant and speaker reference
+    │   ├── ChallengeUsed        the challenge was answered already (single use)
+    │   └── ChallengeExpired     the challenge's answer came too late
     └── StoreError               the voiceprint store refused or failed an operation
         ├── NotFound             no such tenant / speaker / row
         ├── AlreadyExists        a unique name or reference is taken
@@ -35,6 +39,10 @@ __all__ = [
     "AlreadyExists",
     "AudioLimitExceeded",
     "AuditChainBroken",
+    "ChallengeError",
+    "ChallengeExpired",
+    "ChallengeUnknown",
+    "ChallengeUsed",
     "ConfigError",
     "ConsentRequired",
     "DataKeyError",
@@ -147,3 +155,19 @@ class VoiceprintUnreadable(DataKeyError):
 
 class AuditChainBroken(StoreError):
     code = "audit-chain-broken"
+
+
+class ChallengeError(VoiceAuthError):
+    code = "challenge-error"
+
+
+class ChallengeUnknown(ChallengeError):
+    code = "challenge-unknown"
+
+
+class ChallengeUsed(ChallengeError):
+    code = "challenge-used"
+
+
+class ChallengeExpired(ChallengeError):
+    code = "challenge-expired"

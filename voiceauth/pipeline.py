@@ -30,12 +30,14 @@ from voiceauth.errors import ConfigError
 from voiceauth.scoring.backend import CohortScorer
 from voiceauth.scoring.base import CosineScorer, Scorer
 from voiceauth.store.repo import Clock, Store, open_store, utcnow
-from voiceauth.verification import SpoofCheck, VerificationPolicy, VerificationResult, Verifier
+from voiceauth.verification import ChallengeAnswer, SpoofCheck, VerificationPolicy, VerificationResult, Verifier
 from voiceauth.watchlist import COSINE_OPERATING_POINTS
 
 if TYPE_CHECKING:
     from voiceauth.antispoof.countermeasure import Countermeasure, SpoofResult
     from voiceauth.antispoof.monitor import MonitorScorer
+    from voiceauth.liveness.challenges import IssuedChallenge
+    from voiceauth.liveness.recognizer import DigitRecognizer
 
 __all__ = ["AudioInput", "FrontEndLike", "Pipeline", "default_scoring", "embed_bands"]
 
@@ -100,6 +102,9 @@ class Pipeline:
     replay_max_ber: float | None = None  # None: the replay module's default
     countermeasure: Countermeasure | None = None  # AASIST; from_settings: loaded unless antispoof_mode is off
     antispoof_mode: str = "off"  # off | monitor (score + audit only) | enforce (SPOOF_SUSPECTED at the threshold)
+    challenge_digits: int = 6  # liveness challenges (voiceauth.liveness): digits, expiry
+    challenge_ttl_s: float = 60.0
+    recognizer: DigitRecognizer | None = None  # the digit recogniser (created on first use)
     _monitor: MonitorScorer | None = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -153,6 +158,8 @@ class Pipeline:
             replay_max_ber=settings.replay_max_ber,
             countermeasure=countermeasure if settings.antispoof_mode != "off" else None,
             antispoof_mode=settings.antispoof_mode,
+            challenge_digits=settings.challenge_digits,
+            challenge_ttl_s=settings.challenge_ttl_s,
         )
 
     @property
@@ -177,12 +184,13 @@ class Pipeline:
         """The embedding of ``Utterance.speech`` (the telephone band unless ``audio_band="wide"``) alone."""
         return self.engine.embed(utt.speech, utt.sample_rate, telephone=utt.speech_telephone)
 
-    def embed_probe(self, utt: Utterance) -> tuple[FloatArray | None, FloatArray | None]:
+    def embed_probe(self, utt: Utterance, *, challenge: bool = False) -> tuple[FloatArray | None, FloatArray | None]:
         """A verification probe's (telephone-band, full-band) embeddings; (None, None) below the minimum speech.
 
         Wideband probes are embedded in both bands whatever the claimed voiceprint holds, so the work (and time)
         does not depend on what the claimed speaker enrolled, nor on whether the speaker exists."""
-        if utt.quality.net_speech_s < self.min_verify_speech_s or utt.speech.size == 0:
+        minimum = self.verifier.policy.min_speech_for(challenge=True) if challenge else self.min_verify_speech_s
+        if utt.quality.net_speech_s < minimum or utt.speech.size == 0:
             return None, None
         return embed_bands(self.engine, utt)
 
@@ -219,11 +227,57 @@ class Pipeline:
         )
 
     def verify(
-        self, tenant: str, external_ref: str, audio: AudioInput, *, call_id: str = "", actor: str = "", **decode: Any
+        self,
+        tenant: str,
+        external_ref: str,
+        audio: AudioInput,
+        *,
+        call_id: str = "",
+        actor: str = "",
+        challenge_id: str | None = None,
+        **decode: Any,
     ) -> VerificationResult:
         utt = self.utterance(audio, **decode)
-        emb, wide = self.embed_probe(utt)
-        return self.verify_probe(tenant, external_ref, utt, emb, wide, call_id=call_id, actor=actor)
+        emb, wide = self.embed_probe(utt, challenge=challenge_id is not None)
+        answer = self.hear(tenant, external_ref, utt, challenge_id) if challenge_id else None
+        return self.verify_probe(tenant, external_ref, utt, emb, wide, call_id=call_id, actor=actor, challenge=answer)
+
+    # -- liveness challenges ------------------------------------------------------------------------------
+    def issue_challenge(
+        self, tenant: str, external_ref: str, *, call_id: str = "", actor: str = "", n_digits: int | None = None
+    ) -> IssuedChallenge:
+        """A fresh liveness challenge for ``external_ref`` (issued whether or not it is enrolled)."""
+        from voiceauth.liveness.store import issue_challenge
+
+        with self.store.transaction() as tx:
+            t = tx.tenant(tenant)
+            return issue_challenge(
+                tx,
+                t.id,
+                external_ref,
+                n_digits=n_digits or self.challenge_digits,
+                ttl_s=self.challenge_ttl_s,
+                call_id=call_id,
+                actor=actor,
+            )
+
+    def digit_recognizer(self) -> DigitRecognizer:
+        if self.recognizer is None:
+            from voiceauth.liveness.recognizer import create_recognizer
+
+            self.recognizer = create_recognizer()
+        return self.recognizer
+
+    def hear(self, tenant: str, external_ref: str, utt: Utterance, challenge_id: str) -> ChallengeAnswer:
+        """The digits said in ``utt`` for challenge ``challenge_id`` (which must be unused and unexpired; raises
+        ChallengeError otherwise). Recognised on the speech with its pauses (``Utterance.span``)."""
+        from voiceauth.liveness.store import challenge_length
+
+        with self.store.transaction() as tx:
+            n = challenge_length(tx, tx.tenant(tenant).id, external_ref, challenge_id)
+        audio = utt.span if utt.span is not None and utt.span.size else utt.speech
+        heard = self.digit_recognizer().recognize(audio, utt.sample_rate, n).digits if audio.size else ""
+        return ChallengeAnswer(challenge_id, heard)
 
     def verify_probe(
         self,
@@ -235,6 +289,7 @@ class Pipeline:
         *,
         call_id: str = "",
         actor: str = "",
+        challenge: ChallengeAnswer | None = None,
     ) -> VerificationResult:
         """Decide on an embedded probe (:meth:`embed_probe`): anti-spoofing, verifier, monitor-mode scoring after it.
         The steps after embedding of :meth:`verify`, shared with the API upload route."""
@@ -250,6 +305,7 @@ class Pipeline:
             actor=actor,
             spoof_check=self.spoof_check(utt.speech, span=utt.span, score=not later) if emb is not None else None,
             replay_retention_s=self.replay_retention_s,
+            challenge=challenge,
         )
         if later:
             self.score_after_decision(tenant, res, utt)

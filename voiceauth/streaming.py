@@ -73,6 +73,7 @@ TELEPHONY_DECISIONS = (
     "EXPIRED",
     "LOCKED_OUT",
     "SPOOF_SUSPECTED",  # the state only: the spoof score is for security staff
+    "CHALLENGE_FAILED",  # the liveness digits were wrong or missing (what was heard is for security staff)
 )
 
 

@@ -2,9 +2,9 @@
 
 The decision order is pure (:func:`precheck`, :meth:`LockoutPolicy.after_failure`); :class:`Verifier` applies it
 inside one store transaction, so the attempt, the lockout counter, the voiceprint's last use and the audit event
-are written together. Lockout counts consecutive REJECTs of a claimed identity across calls: after
-``failures`` (5) the identity is LOCKED_OUT for ``base_s`` (30 s), doubling with each further failure; at
-``disable_failures`` voice is disabled until security staff re-enable it.
+are written together. Lockout counts consecutive failures (REJECT, SPOOF_SUSPECTED, CHALLENGE_FAILED) of a
+claimed identity across calls: after ``failures`` (5) the identity is LOCKED_OUT for ``base_s`` (30 s), doubling
+with each further failure; at ``disable_failures`` voice is disabled until security staff re-enable it.
 
 Two bands (:func:`scoring_band`): a probe with a full-band embedding (wideband audio) is scored against the
 voiceprint's full band when the speaker has one (``narrowband=False``: both full band); every other probe is scored
@@ -27,12 +27,14 @@ import numpy as np
 from voiceauth.config import Settings
 from voiceauth.embedding.base import FloatArray
 from voiceauth.embedding.space import RELEASED_SPACE
+from voiceauth.liveness import store as live
 from voiceauth.scoring.base import Scorer
 from voiceauth.store.models import Lockout, Speaker, SpeakerStatus, VerificationAttempt
 from voiceauth.store.repo import Store, StoredVoiceprint, StoreTx
 from voiceauth.watchlist import WatchlistHit, resolve_threshold, search_watchlist
 
 __all__ = [
+    "ChallengeAnswer",
     "Decision",
     "FULL_BAND",
     "SPOOF_THRESHOLD",
@@ -59,6 +61,15 @@ class Decision(StrEnum):
     EXPIRED = "EXPIRED"
     LOCKED_OUT = "LOCKED_OUT"
     SPOOF_SUSPECTED = "SPOOF_SUSPECTED"  # a failure like REJECT (counts toward lockout)
+    CHALLENGE_FAILED = "CHALLENGE_FAILED"  # the liveness digits were wrong or missing (counts toward lockout)
+
+
+@dataclass(frozen=True)
+class ChallengeAnswer:
+    """A verification that answers a liveness challenge (``voiceauth.liveness``): its id and the digits heard."""
+
+    challenge_id: str
+    heard: str  # what the recogniser heard ("" for nothing); audited for security staff, never shown to telephony
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,12 @@ class VerificationPolicy:
     adapt_weight: float = 0.1
     retention: dt.timedelta = dt.timedelta(days=3 * 365)
     lockout: LockoutPolicy = field(default_factory=LockoutPolicy)
+    challenge_substitutions: int = 0  # digits of a challenge answer that may be substituted (0 or 1)
+    challenge_min_speech_s: float = 2.5  # net speech a challenge answer needs (a spoken digit string is short)
+
+    def min_speech_for(self, *, challenge: bool) -> float:
+        """Net speech a decision needs: ``challenge_min_speech_s`` for an answer to a liveness challenge."""
+        return self.challenge_min_speech_s if challenge else self.min_speech_s
 
     @classmethod
     def from_settings(cls, s: Settings) -> VerificationPolicy:
@@ -123,6 +140,8 @@ class VerificationPolicy:
             adapt_weight=s.adapt_weight,
             retention=dt.timedelta(days=s.retention_days),
             lockout=LockoutPolicy(s.lockout_failures, s.lockout_base_s, s.lockout_disable_failures),
+            challenge_substitutions=1 if s.challenge_allow_substitution else 0,
+            challenge_min_speech_s=s.challenge_min_speech_s,
         )
 
 
@@ -142,6 +161,7 @@ class VerificationResult:
     spoof_threshold: float | None = None
     spoof_reason: str | None = None  # "replay" | "synthetic" when suspected (also in monitor mode)
     band: str | None = None  # "full" | "telephone": the band scored (None: not scored)
+    challenge_result: str | None = None  # passed | wrong-digits | no-digits (None: no challenge); staff only
 
 
 #: the bands a probe may be scored in
@@ -218,11 +238,18 @@ class Verifier:
         actor: str = "",
         spoof_check: SpoofCheck | None = None,
         replay_retention_s: float = 30 * 86400.0,
+        challenge: ChallengeAnswer | None = None,
     ) -> VerificationResult:
         """``probe`` (the telephone-band embedding) may be None when the audio had too little speech to embed;
         ``probe_wide`` is the full-band embedding of wideband audio (None for phone audio). ``narrowband`` is the
-        source channel, kept with the attempt."""
+        source channel, kept with the attempt.
+
+        ``challenge``: the attempt answers a liveness challenge, claimed here (single use; an unknown, used or
+        expired one raises :class:`~voiceauth.errors.ChallengeError` and nothing is written). Only a voice match
+        whose heard digits answer it is ACCEPT; wrong or missing digits are CHALLENGE_FAILED (a failure toward
+        lockout), for a claimed reference that is not enrolled too, so the answer does not reveal enrolment."""
         p = self.policy
+        min_speech_s = p.min_speech_for(challenge=challenge is not None)
         with self.store.transaction() as tx:
             now = tx.clock()
             t = tx.tenant(tenant)
@@ -230,6 +257,9 @@ class Verifier:
             op_name = t.operating_point or p.operating_point
             threshold = resolve_threshold(op_name, self.operating_points, overrides)
             spk = tx.speaker(t.id, external_ref, lock=True)
+            claimed = None
+            if challenge is not None:
+                claimed = live.use_challenge(tx, t.id, external_ref, challenge.challenge_id)
             vp = tx.voiceprint(spk) if spk is not None else None
             lock = tx.lockout(spk) if spk is not None else None
             stale = vp is not None and vp.space != self.space  # another network's voiceprint (embedding.space)
@@ -241,12 +271,12 @@ class Verifier:
                 has_voiceprint=vp is not None,
                 expires_at=vp.expires_at if vp is not None else None,
                 net_speech_s=net_speech_s if probe is not None else 0.0,
-                min_speech_s=p.min_speech_s,
+                min_speech_s=min_speech_s,
                 now=now,
                 voiceprint_current=not stale,
             )
             hit = None
-            if probe is not None and net_speech_s >= p.min_speech_s:
+            if probe is not None and net_speech_s >= min_speech_s:
                 wl_threshold = resolve_threshold(p.watchlist_operating_point, self.operating_points, overrides)
                 hit = search_watchlist(
                     self.scorer,
@@ -266,6 +296,18 @@ class Verifier:
                     spoof = spoof.at_threshold(overrides[SPOOF_THRESHOLD])
                 if spoof.fingerprint is not None:
                     tx.add_replay_fingerprint(spk, spoof.fingerprint)
+            challenge_result = None
+            if claimed is not None and challenge is not None:
+                if not challenge.heard:
+                    challenge_result = live.NO_DIGITS
+                elif claimed.answered_by(tx, challenge.heard, substitutions=p.challenge_substitutions):
+                    challenge_result = live.PASSED
+                else:
+                    challenge_result = live.WRONG_DIGITS
+            challenge_failed = challenge_result is not None and challenge_result != live.PASSED
+            if decision == Decision.NOT_ENROLLED and challenge_failed and probe is not None:
+                if net_speech_s >= min_speech_s:  # as an enrolled caller with wrong digits
+                    decision = Decision.CHALLENGE_FAILED
             if decision is None:
                 assert spk is not None and vp is not None and lock is not None and probe is not None
                 band = scoring_band(probe_wide=probe_wide is not None, voiceprint_wide=vp.embedding_wide is not None)
@@ -278,6 +320,9 @@ class Verifier:
                     score = self.scorer.score(vp.embedding, probe, narrowband=True, probe_speech_s=net_speech_s)
                 if spoof is not None and spoof.suspected and spoof.enforced:
                     decision = Decision.SPOOF_SUSPECTED
+                    self._fail(tx, spk, lock, now)
+                elif challenge_failed:
+                    decision = Decision.CHALLENGE_FAILED
                     self._fail(tx, spk, lock, now)
                 elif score.calibrated >= threshold:
                     decision = Decision.ACCEPT
@@ -314,6 +359,11 @@ class Verifier:
                 details["reason"] = "voiceprint-from-another-embedding-network"
             if hit is not None:
                 details["watchlist_entry"] = hit.entry_id
+            if claimed is not None and challenge is not None:  # security staff only: what the caller said
+                details["challenge"] = claimed.challenge_id
+                details["challenge_result"] = challenge_result
+                details["challenge_heard"] = challenge.heard
+                live.record_result(tx, claimed.challenge_id, challenge_result or live.NOT_SCORED, attempt.id)
             if spoof is not None:  # the audit is security-only; telephony responses carry the decision alone
                 details["spoof_suspected"] = spoof.suspected
                 details["spoof_enforced"] = spoof.enforced
@@ -356,6 +406,7 @@ class Verifier:
                 spoof_threshold=spoof.threshold if spoof is not None else None,
                 spoof_reason=spoof.reason if spoof is not None and spoof.suspected else None,
                 band=band,
+                challenge_result=challenge_result,
             )
 
     def record_spoof(self, tenant: str, attempt_id: int, spoof: SpoofOutcome, *, actor: str = "antispoof") -> None:
@@ -387,7 +438,8 @@ class Verifier:
                 tx.audit("verify.spoof", actor=actor, tenant_id=t.id, outcome=attempt.decision, details=details)
 
     def _fail(self, tx: StoreTx, spk: Speaker, lock: Lockout, now: dt.datetime) -> None:
-        """One more consecutive failure (REJECT or SPOOF_SUSPECTED): lockout and, at the limit, voice disabled."""
+        """One more consecutive failure (REJECT, SPOOF_SUSPECTED or CHALLENGE_FAILED): lockout and, at the
+        limit, voice disabled."""
         lock.consecutive_failures += 1
         lock.updated_at = now
         until, disable = self.policy.lockout.after_failure(lock.consecutive_failures, now)

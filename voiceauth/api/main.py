@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from ivr.routes import router as ivr_router
 from voiceauth.api.middleware import Drain, DrainMiddleware, LimitsMiddleware
 from voiceauth.api.problems import install_problem_handlers
-from voiceauth.api.routes import admin, audio, callers, health, security, speakers
+from voiceauth.api.routes import admin, audio, callers, challenges, health, security, speakers
 from voiceauth.api.services import AppServices
 from voiceauth.config import Settings
 from voiceauth.console.routes import router as console_router
@@ -108,6 +108,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(speakers.router)
     app.include_router(audio.router)
+    app.include_router(challenges.router)
     app.include_router(security.router)
     app.include_router(admin.router)
     app.include_router(callers.router)

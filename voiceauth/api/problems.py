@@ -49,6 +49,10 @@ _STATUS: dict[type[E.VoiceAuthError], int] = {
     E.DataKeyError: 503,
     E.AuditChainBroken: 500,
     E.StoreError: 400,
+    E.ChallengeUnknown: 404,
+    E.ChallengeUsed: 409,
+    E.ChallengeExpired: 410,
+    E.ChallengeError: 400,
     E.ConfigError: 400,
     E.ModelError: 503,
 }
@@ -59,6 +63,7 @@ _TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    410: "Gone",
     413: "Content too large",
     415: "Unsupported media type",
     422: "Unprocessable content",

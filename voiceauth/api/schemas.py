@@ -15,6 +15,7 @@ __all__ = [
     "AuditEventOut",
     "AuditPage",
     "ChainOut",
+    "ChallengeOut",
     "ConsentIn",
     "ConsentOut",
     "EnrollmentOut",
@@ -113,6 +114,15 @@ class VerificationOut(BaseModel):
         description="Band the voice was scored in: full (16 kHz probe and full-band voiceprint) or telephone;"
         " security keys only.",
     )
+    challenge_result: Literal["passed", "wrong-digits", "no-digits"] | None = Field(
+        default=None, description="What the liveness digits said against the challenge; security keys only."
+    )
+
+
+class ChallengeOut(BaseModel):
+    challenge_id: str = Field(description="Name it as `challenge_id` in the verification that answers it.")
+    digits: str = Field(description='The digits the caller must say (say each digit; 0 as "zero").')
+    expires_at: dt.datetime = Field(description="The answer must arrive before this; one verification only.")
 
 
 class VoiceIn(_In):

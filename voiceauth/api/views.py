@@ -69,4 +69,5 @@ def verification_view(res: VerificationResult, p: ApiPrincipal) -> VerificationO
         spoof_threshold=res.spoof_threshold,
         spoof_reason=res.spoof_reason,  # type: ignore[arg-type]
         band=res.band,  # type: ignore[arg-type]
+        challenge_result=res.challenge_result,  # type: ignore[arg-type]
     )

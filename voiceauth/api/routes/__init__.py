@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from voiceauth.api.routes import admin, audio, health, security, speakers
+from voiceauth.api.routes import admin, audio, challenges, health, security, speakers
 
-__all__ = ["admin", "audio", "health", "security", "speakers"]
+__all__ = ["admin", "audio", "challenges", "health", "security", "speakers"]

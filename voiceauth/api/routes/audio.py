@@ -88,18 +88,29 @@ async def verify(
     format: str | None = Form(None, max_length=16, description=_FORMAT_HELP),  # noqa: A002
     sample_rate: int | None = Form(None, ge=1, le=192000, description="Sample rate of a raw stream."),
     channel: int | None = Form(None, ge=0, le=63, description="Channel of a multi-channel file (default 0)."),
+    challenge_id: str | None = Form(
+        None,
+        max_length=40,
+        description="The liveness challenge this speech answers (POST .../challenges): ACCEPT needs the voice and"
+        " the digits; wrong or missing digits are CHALLENGE_FAILED.",
+    ),
     p: ApiPrincipal = Depends(_AUDIO),
     svc: AppServices = Depends(get_services),
 ) -> VerificationOut:
-    """1:1 verification of the claimed speaker: `decision` (+ `score`, `raw_score` for security keys)."""
+    """1:1 verification of the claimed speaker: `decision` (+ `score`, `raw_score` for security keys). With
+    `challenge_id`, the speech must also say the challenge's digits; a used, expired or unknown challenge is
+    refused with a problem document (409 `challenge-used`, 410 `challenge-expired`, 404 `challenge-unknown`)."""
     data = await read_upload(audio, svc.settings.max_upload_bytes)
     decode = _decode_args(format, sample_rate, channel)
 
     def work() -> VerificationOut:
         pipe = svc.pipeline
         utt = svc.utterance(data, decode)
-        emb, wide = pipe.embed_probe(utt)  # both bands of wideband audio, whoever is claimed
-        res = pipe.verify_probe(p.tenant, external_ref, utt, emb, wide, call_id=call_id, actor=p.actor)
+        emb, wide = pipe.embed_probe(utt, challenge=challenge_id is not None)  # both bands, whoever is claimed
+        answer = pipe.hear(p.tenant, external_ref, utt, challenge_id) if challenge_id else None
+        res = pipe.verify_probe(
+            p.tenant, external_ref, utt, emb, wide, call_id=call_id, actor=p.actor, challenge=answer
+        )
         svc.metrics.decisions.labels(res.decision.value).inc()
         if res.watchlist_hit is not None:
             svc.metrics.watchlist_hits.labels("verify").inc()
