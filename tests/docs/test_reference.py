@@ -83,3 +83,14 @@ def test_every_page_is_in_the_navigation() -> None:
     walk(config["nav"])
     pages = {str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").rglob("*.md") if "hooks" not in p.parts}
     assert pages == in_nav, {"not in nav": sorted(pages - in_nav), "missing": sorted(in_nav - pages)}
+
+
+def test_no_page_describes_the_development_machines() -> None:
+    """Machine-specific figures stay in benchmarks/results/ (each file names its CPU); pages link there."""
+    machine = re.compile(r"zen ?4|epyc|xeon|sapphire|development (vm|machine)|load average|\b\d-core\b", re.I)
+    for page in (ROOT / "docs").rglob("*.md"):
+        text = page.read_text(encoding="utf-8")
+        text = re.sub(r"\]\([^)]*\)", "]", text)  # link targets (results files are named after their machine)
+        text = re.sub(r"`[^`]*benchmarks/results/[^`]*`|`[\w.-]+\.(md|json)`", "", text)
+        found = machine.search(text)
+        assert found is None, f"{page.relative_to(ROOT)} describes a machine: {found.group(0)!r}"
