@@ -138,8 +138,22 @@ def render_settings() -> str:
             default = "unset"
         else:
             default = f"`{field.default}`"
-        rows.append(f"| `{prefix}{name.upper()}` | {_cell(default)} | {_cell(field.description or '')} |")
+        choices = _literal_choices(field.annotation)
+        meaning = (field.description or "") + (f" One of: {', '.join(f'`{c}`' for c in choices)}." if choices else "")
+        rows.append(f"| `{prefix}{name.upper()}` | {_cell(default)} | {_cell(meaning)} |")
     return "\n".join(rows)
+
+
+def _literal_choices(annotation: Any) -> list[str]:
+    """The values of a ``Literal[...]`` annotation (also inside ``X | None``), else []."""
+    import typing
+
+    if typing.get_origin(annotation) is typing.Literal:
+        return [str(a) for a in typing.get_args(annotation)]
+    for arg in typing.get_args(annotation):
+        if typing.get_origin(arg) is typing.Literal:
+            return [str(a) for a in typing.get_args(arg)]
+    return []
 
 
 def render_cli() -> str:
