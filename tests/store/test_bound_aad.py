@@ -22,10 +22,11 @@ from tests.store.legacy import enrolled_at_revision
 from voiceauth.api.main import create_app
 from voiceauth.config import Settings
 from voiceauth.embedding.fake import FakeEngine
-from voiceauth.errors import ConfigError, VoiceprintUnreadable
+from voiceauth.errors import ConfigError, StoreError, VoiceprintUnreadable
 from voiceauth.scoring.base import CosineScorer
+from voiceauth.store.crypto import Keyring
 from voiceauth.store.db import create_db_engine, migrate
-from voiceauth.store.keys import authenticate, create_api_key
+from voiceauth.store.keys import authenticate, create_api_key, twilio_tokens
 from voiceauth.store.models import (
     ApiKey,
     AuditEvent,
@@ -158,3 +159,39 @@ def test_edited_space_is_409_voiceprint_unreadable_audited_never_a_score(db_url:
         assert store.verify_audit_chain().ok
     finally:
         store.dispose()
+
+
+def test_twilio_tokens_are_encrypted_bound_and_re_encrypted_by_a_data_key_rotation(db_url: str) -> None:
+    keyring = test_keyring()
+    store = Store(create_db_engine(db_url), keyring)
+    token = "0123456789abcdef0123456789abcdef"
+    try:
+        with store.transaction() as tx:
+            acme, other = tx.get_or_create_tenant("acme"), tx.get_or_create_tenant("other")
+            create_api_key(tx, acme.id, "telephony", actor="test", twilio_auth_token=token)
+            with pytest.raises(StoreError, match="telephony"):
+                create_api_key(tx, acme.id, "security", actor="test", twilio_auth_token=token)
+            with pytest.raises(StoreError, match="not valid"):
+                create_api_key(tx, acme.id, "telephony", actor="test", twilio_auth_token="short")
+        with store.transaction() as tx:
+            assert twilio_tokens(tx, "acme") == [token] and twilio_tokens(tx, "other") == []
+            assert twilio_tokens(tx, "nobody") is None
+            blob = tx.session.execute(select(ApiKey.twilio_auth_token).where(ApiKey.tenant_id == acme.id)).scalar_one()
+            assert token.encode() not in blob
+        new_key = np.random.default_rng(8).bytes(32)
+        rotating = Store(store.engine, Keyring([new_key, keyring_bytes()]), clock=store.clock)
+        assert rotating.reencrypt() == 1
+        only_new = Store(store.engine, Keyring([new_key]), clock=store.clock)
+        with only_new.transaction() as tx:
+            assert twilio_tokens(tx, "acme") == [token]
+            # the token moved to another tenant's key row does not decrypt there: not used
+            tx.session.execute(update(ApiKey).where(ApiKey.tenant_id == acme.id).values(tenant_id=other.id))
+        with only_new.transaction() as tx:
+            assert twilio_tokens(tx, "other") == [] and twilio_tokens(tx, "acme") == []
+    finally:
+        store.dispose()
+
+
+def keyring_bytes() -> bytes:
+    """The raw key of :func:`test_keyring` (seed 7)."""
+    return np.random.default_rng(7).bytes(32)
