@@ -9,6 +9,7 @@ Examples::
     python -m benchmarks all                            # full CPU table into benchmarks/results/
     python -m benchmarks all --device cuda              # the same on a GPU
     python -m benchmarks antispoof                      # AASIST ms per 4 s window, its cost per call stream
+    python -m benchmarks digits                         # liveness digit recognition: accuracy, CPU per second
 """
 
 from __future__ import annotations
@@ -229,6 +230,18 @@ def all_cmd(
     paths = write_results(result, out, stem or ("embedding-" + dev + ("-quick" if quick else "")))
     typer.echo(markdown(result))
     typer.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+@app.command("digits")
+def digits_cmd(
+    per_speaker: Annotated[int, typer.Option(help="FSDD digit strings per speaker.")] = 25,
+    tts: Annotated[int, typer.Option(help="espeak-ng strings and festival strings (each).")] = 36,
+    seed: Annotated[int, typer.Option(help="Random seed of the strings.")] = 7,
+) -> None:
+    """Liveness: digit-string recognition accuracy on telephone-channel speech and CPU per second of audio."""
+    from benchmarks.digits import run
+
+    run(per_speaker=per_speaker, tts=tts, seed=seed)
 
 
 @app.command("antispoof")

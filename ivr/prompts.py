@@ -28,7 +28,15 @@ PROMPT_TEXT = {
     "verified": "Thank you, you are verified.",
     "transfer": "Please hold while we transfer you to an agent.",
     "goodbye": "Goodbye.",
+    "welcome": "Welcome.",
+    "say_digits": "To check it is you, please say these digits.",
+    "say_new_digits": "Sorry, let's try new digits. Please say.",
+    **{
+        f"digit_{d}": w
+        for d, w in enumerate(("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"))
+    },
 }
+_DIGIT_GAP_S = 0.25  # between spoken challenge digits
 
 
 class PromptLibrary:
@@ -46,6 +54,15 @@ class PromptLibrary:
             if name not in self._cache:
                 self._cache[name] = self._load(name)
             return self._cache[name]
+
+    def digits(self, digits: str, *, attempt: int = 1) -> bytes:
+        """A liveness challenge as 16-bit PCM at 8 kHz: the request, then each digit (cached prompts, no process per
+        call), with short gaps so the caller hears them one by one."""
+        gap = b"\x00\x00" * int(_DIGIT_GAP_S * PROMPT_RATE)
+        parts = [self.pcm16("say_digits" if attempt <= 1 else "say_new_digits"), gap]
+        for d in digits:
+            parts += [self.pcm16(f"digit_{d}"), gap]
+        return b"".join(parts)
 
     def _load(self, name: str) -> bytes:
         if name not in self.texts:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 from enrollment.session import Enroller
 from ivr.calls import CallOutcome, CallRegistry, StoreCallLog, WebhookNotifier
 from ivr.flows.machine import Flow
-from ivr.flows.standard import STANDARD_FLOW
+from ivr.flows.standard import standard_flow
 from ivr.pins import PinBook, PinChecker
 from ivr.prompts import PromptLibrary
 from ivr.serializers.base import CallStart
@@ -41,6 +41,8 @@ from voiceauth.verification import Verifier
 if TYPE_CHECKING:
     from voiceauth.antispoof.countermeasure import Countermeasure
     from voiceauth.antispoof.stream import CallSpoof, WindowBatcher
+    from voiceauth.liveness.challenges import IssuedChallenge
+    from voiceauth.liveness.recognizer import DigitRecognizer
 
 __all__ = ["IvrService", "KeyInfo", "KeyResolver", "StaticKeys"]
 
@@ -101,7 +103,7 @@ class IvrService:
         verifier: Verifier,
         keys: KeyResolver | None = None,
         pins: PinChecker | None = None,
-        flow: Flow = STANDARD_FLOW,
+        flow: Flow | None = None,
         prompts: PromptLibrary | None = None,
         registry: CallRegistry | None = None,
         ani_directory: Callable[[str, str], str] | None = None,
@@ -110,6 +112,7 @@ class IvrService:
         persist_calls: bool = True,
         countermeasure: Countermeasure | None = None,
         twilio_tokens: TwilioTokens | None = None,
+        recognizer: DigitRecognizer | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -121,7 +124,10 @@ class IvrService:
         from voiceauth.api.ratelimit import build_auth_failure_limiter  # here: voiceauth.api imports the IVR routes
 
         self.auth_failures = build_auth_failure_limiter(settings, now=time.monotonic)
-        self.flow = flow
+        # the standard flow, with the liveness challenge step unless Settings.ivr_liveness is off
+        self.flow = flow or standard_flow(settings.ivr_liveness, settings.ivr_liveness_fallback)
+        self._recognizer = recognizer
+        self._recognizer_lock = threading.Lock()
         self.policy = StreamingPolicy.from_settings(settings)
         self.frontend_config = FrontEndConfig(settings)
         if pins is None:
@@ -214,7 +220,34 @@ class IvrService:
             source_format=f"{start.encoding} {start.sample_rate} Hz call",
         )
 
-    def new_verifier(self, start: CallStart, tenant: str, speaker_ref: str) -> StreamingVerifier:
+    @property
+    def recognizer(self) -> DigitRecognizer:
+        """The digit recogniser of liveness challenges (created on first use; decoders are per thread)."""
+        with self._recognizer_lock:
+            if self._recognizer is None:
+                from voiceauth.liveness.recognizer import create_recognizer
+
+                self._recognizer = create_recognizer()
+            return self._recognizer
+
+    def issue_challenge(self, tenant: str, speaker_ref: str, call_id: str) -> IssuedChallenge:
+        """A fresh liveness challenge for this call's claimed reference (stored hashed, single use)."""
+        from voiceauth.liveness.store import issue_challenge
+
+        with self.verifier.store.transaction() as tx:
+            return issue_challenge(
+                tx,
+                tx.tenant(tenant).id,
+                speaker_ref,
+                n_digits=self.settings.challenge_digits,
+                ttl_s=self.settings.challenge_ttl_s,
+                call_id=call_id,
+                actor="ivr",
+            )
+
+    def new_verifier(
+        self, start: CallStart, tenant: str, speaker_ref: str, *, challenge: IssuedChallenge | None = None
+    ) -> StreamingVerifier:
         return StreamingVerifier(
             frontend=self.new_frontend(start),
             engine=self.engine,
@@ -225,6 +258,9 @@ class IvrService:
             policy=self.policy,
             spoof=self._call_spoof(),
             replay=self.replay,
+            challenge_id=challenge.challenge_id if challenge is not None else None,
+            challenge_digits=len(challenge.digits) if challenge is not None else 0,
+            recognizer=self.recognizer if challenge is not None else None,
         )
 
     def _call_spoof(self) -> CallSpoof | None:

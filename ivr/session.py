@@ -2,9 +2,11 @@
 
 :class:`CallSession` implements :class:`ivr.transport.CallHandler`. It picks the customer's channel out of
 interleaved audio, keeps the call's audio clock, feeds the :class:`voiceauth.streaming.StreamingVerifier` while
-the flow is verifying, runs in-band DTMF detection while the flow collects digits, drives the flow machine and
-turns its actions into outbound events (prompts, the decision). It records the outcome in the registry as soon as
-there is a decision and again at the end, and posts the final outcome to the webhook.
+the flow is verifying (for a liveness step: on the caller's answer to a fresh digit challenge, which the session
+issues and speaks, decided after the answer's closing silence), runs in-band DTMF detection while the flow collects
+digits, drives the flow machine and turns its actions into outbound events (prompts, the decision). It records the
+outcome in the registry as soon as there is a decision and again at the end, and posts the final outcome to the
+webhook.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ import numpy as np
 from enrollment.policy import screen_quality
 from ivr.calls import CallOutcome
 from ivr.dtmf import DtmfDetector
-from ivr.flows.machine import Action, CheckPin, FlowMachine, Hangup, Play, StartVoice, Transfer
-from ivr.serializers.base import CallStart, DecisionOut, EnrollmentOut, OutEvent, PromptOut
+from ivr.flows.machine import Action, CheckPin, FlowMachine, Hangup, Play, StartChallenge, StartVoice, Transfer
+from ivr.serializers.base import CallStart, ChallengeOut, DecisionOut, EnrollmentOut, OutEvent, PromptOut
 from ivr.transport import CallRefused
 from voiceauth.audio.codecs import alaw_decode, l16_decode, mulaw_decode
 from voiceauth.audio.stream import StreamingFrontEnd
@@ -77,6 +79,7 @@ class CallSession:
         self._block_bytes = 0 if start.probe else self._feed_bytes * max(1, start.channels)
         self._ended = False
         self.enrolment: StreamingFrontEnd | None = None
+        self._challenges = 0  # liveness challenges issued in this call
 
     @property
     def audio_block_bytes(self) -> int:
@@ -153,6 +156,15 @@ class CallSession:
             self._pending_bytes += len(mono)
             if self._pending_bytes >= self._feed_bytes:
                 out.extend(self._feed_pending())
+        v = self.verifier
+        if (
+            v is not None
+            and self._decision is None
+            and v.answer_ended(self.service.settings.ivr_liveness_end_silence_ms)
+        ):
+            out.extend(self._feed_pending())
+            if self._decision is None:
+                out.extend(self._on_decision(v.finish()))
         if self.flow.collecting:
             for digit in self.dtmf.feed(_DECODERS[self.start.encoding](mono)):
                 out.extend(self.on_digit(digit))
@@ -295,11 +307,32 @@ class CallSession:
             "early": decided.early,
             "compute_ms": round(decided.compute_ms, 1),
         }
+        if self.verifier is not None and self.verifier.challenge_id is not None:  # staff only: what was heard
+            self.outcome.staff |= {
+                "challenges": self._challenges,
+                "challenge_result": r.challenge_result,
+                "challenge_heard": self.verifier.heard,
+            }
         self.service.record(self.outcome, final=False)
         out: list[OutEvent] = [
             DecisionOut(public, decided.speech_seconds, decided.decided_at_ms, call_id=self.start.call_id)
         ]
         out.extend(self._act(self.flow.voice(public, self.now_ms)))
+        return out
+
+    def _start_challenge(self, a: StartChallenge) -> list[OutEvent]:
+        """Issue a fresh challenge, speak it (two-way streams; the platform is told the digits either way) and
+        verify the answer with a new stream verifier: only the speech after it counts."""
+        self.outcome.speaker_id = a.speaker_ref
+        ch = self.service.issue_challenge(self.tenant, a.speaker_ref, self.start.call_id)
+        self.verifier = self.service.new_verifier(self.start, self.tenant, a.speaker_ref, challenge=ch)
+        self._decision = None
+        self._pending, self._pending_bytes = [], 0
+        self._challenges += 1
+        log.info("call %s: liveness challenge %d issued", self.start.call_id, a.attempt)  # never the digits
+        out: list[OutEvent] = [ChallengeOut(ch.digits, a.attempt, call_id=self.start.call_id)]
+        if self.start.two_way:
+            out.append(PromptOut("challenge", self.service.prompts.digits(ch.digits, attempt=a.attempt), 8000))
         return out
 
     def _act(self, actions: Sequence[Action]) -> list[OutEvent]:
@@ -312,6 +345,8 @@ class CallSession:
                 self.outcome.speaker_id = a.speaker_ref
                 if self.verifier is None:
                     self.verifier = self.service.new_verifier(self.start, self.tenant, a.speaker_ref)
+            elif isinstance(a, StartChallenge):
+                out.extend(self._start_challenge(a))
             elif isinstance(a, CheckPin):
                 ok = self.service.pins.check(self.tenant, a.speaker_ref, a.pin)
                 out.extend(self._act(self.flow.pin_result(ok, self.now_ms)))

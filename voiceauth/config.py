@@ -197,6 +197,9 @@ class Settings(BaseSettings):
         description="The IVR's liveness step: challenge = the caller says a fresh random digit string, checked in the"
         " same speech the voice is verified on (voiceauth.liveness); off = the passive flow (any speech).",
     )
+    ivr_liveness_fallback: Literal["pin", "agent"] = Field(
+        default="pin", description="After the liveness step fails twice: the DTMF PIN, or straight to an agent."
+    )
     ivr_liveness_end_silence_ms: int = Field(
         default=1200, ge=200, le=5000, description="Silence after the caller's digits that ends the answer."
     )

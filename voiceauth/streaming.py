@@ -15,6 +15,11 @@ audit path as uploads); the streaming side only chooses *when* to ask, scoring a
 once per call. An unknown or unusable claim is evaluated at the same moment and with the same work as a mismatch,
 so timing does not reveal who is enrolled. Pure logic: the engine, the verifier and the clock are injected.
 
+Liveness (``challenge_id``): the stream answers a digit challenge (``voiceauth.liveness``). Nothing is decided
+early; the caller's answer ends after a closing silence (:meth:`StreamingVerifier.answer_ended`) and
+:meth:`~StreamingVerifier.finish` recognises the digits in that speech and verifies the voice on the same speech
+(ACCEPT only when both pass; the verifier decides CHALLENGE_FAILED otherwise).
+
 Bands: phone streams (G.711, 8 kHz) have the telephone band only, so each evaluation embeds it once, as always. A
 wideband stream (``StreamingFrontEnd.speech_wide``) is scored at full band when the claimed voiceprint has one, else
 in the telephone band (:func:`voiceauth.verification.scoring_band`); each evaluation embeds only the band it scores,
@@ -40,6 +45,7 @@ from voiceauth.store.repo import Store
 from voiceauth.verification import (
     FULL_BAND,
     TELEPHONE_BAND,
+    ChallengeAnswer,
     Decision,
     SpoofCheck,
     VerificationResult,
@@ -51,6 +57,7 @@ from voiceauth.watchlist import resolve_threshold
 if TYPE_CHECKING:
     from voiceauth.antispoof.replay import ReplayPolicy
     from voiceauth.antispoof.stream import CallSpoof
+    from voiceauth.liveness.recognizer import DigitRecognizer
 
 __all__ = [
     "TELEPHONY_DECISIONS",
@@ -168,7 +175,12 @@ class StreamingVerifier:
         clock: Callable[[], float] = time.perf_counter,
         spoof: CallSpoof | None = None,
         replay: ReplayPolicy | None = None,
+        challenge_id: str | None = None,
+        challenge_digits: int = 0,
+        recognizer: DigitRecognizer | None = None,
     ) -> None:
+        if challenge_id is not None and (recognizer is None or challenge_digits <= 0):
+            raise ConfigError("a stream answering a challenge needs a digit recogniser and the challenge's length")
         self.frontend = frontend
         self.engine = engine
         self.verifier = verifier
@@ -187,6 +199,12 @@ class StreamingVerifier:
         self._next_eval_s = self.policy.min_speech_s
         self._probes_at = -1.0  # net speech the cached embeddings were computed at
         self._probes: dict[str, FloatArray] = {}  # band -> embedding of the speech so far
+        self.challenge_id = challenge_id
+        self.challenge_digits = challenge_digits
+        self.recognizer = recognizer
+        self.heard: str | None = None  # the digits recognised in the answer (security staff only)
+        self._speech_seen_s = 0.0
+        self._last_speech_ms = 0  # audio position where the answer's speech last grew
 
     # -- input ------------------------------------------------------------------------------------------
     def feed(self, chunk: bytes | bytearray | memoryview | npt.ArrayLike) -> StreamDecision | None:
@@ -198,18 +216,43 @@ class StreamingVerifier:
         speech_s = self.frontend.net_speech_s
         if self.spoof is not None:
             self.spoof.observe(int(speech_s * 16000), self.frontend.speech_span)  # speech with its pauses
+        if self.challenge_id is not None:  # decided on the whole answer only (finish)
+            if speech_s > self._speech_seen_s + 1e-6:
+                self._speech_seen_s, self._last_speech_ms = speech_s, self.received_ms
+            return None
         if speech_s + 1e-9 < self._next_eval_s:
             return None
         return self._evaluate(speech_s, t0, final=False)
 
+    def answer_ended(self, silence_ms: int, *, min_speech_s: float = 0.5) -> bool:
+        """A challenge answer is complete: some speech, then ``silence_ms`` of audio without more (or the most
+        speech a decision uses)."""
+        if self.challenge_id is None or self.decision is not None:
+            return False
+        if self._speech_seen_s >= self.policy.max_speech_s:
+            return True
+        return self._speech_seen_s >= min_speech_s and self.received_ms - self._last_speech_ms >= silence_ms
+
+    def _answer(self) -> ChallengeAnswer | None:
+        if self.challenge_id is None:
+            return None
+        assert self.recognizer is not None
+        span = self.frontend.speech_span()
+        audio = span if span.size else self.frontend.speech()
+        heard = self.recognizer.recognize(audio, 16000, self.challenge_digits).digits if audio.size else ""
+        self.heard = heard
+        return ChallengeAnswer(self.challenge_id, heard)
+
     def finish(self) -> StreamDecision:
-        """End of the call audio: the decision made so far, or the one on all the speech received."""
+        """End of the call audio (or of a challenge answer): the decision made so far, or the one on all the speech
+        received."""
         if self.decision is not None:
             return self.decision
         t0 = self.clock()
         self.frontend.finish()
         speech_s = self.frontend.net_speech_s
-        if speech_s >= self.policy.min_speech_s:
+        minimum = self.verifier.policy.min_speech_for(challenge=self.challenge_id is not None)
+        if speech_s >= minimum:
             decided = self._evaluate(speech_s, t0, final=True)
             assert decided is not None
             return decided
@@ -221,6 +264,7 @@ class StreamingVerifier:
             narrowband=self.frontend.narrowband,
             call_id=self.call_id,
             actor=self.actor,
+            challenge=self._answer(),
         )
         return self._decide(result, speech_s, t0, early=False)
 
@@ -237,6 +281,8 @@ class StreamingVerifier:
         """
         if self.decision is not None:
             return float("inf")
+        if self.challenge_id is not None:
+            return 0.0  # the answer's end is watched block by block
         return max(0.0, self._next_eval_s - self.frontend.net_speech_s)
 
     @property
@@ -314,6 +360,7 @@ class StreamingVerifier:
             call_id=self.call_id,
             actor=self.actor,
             spoof_check=self._spoof_check(),
+            challenge=self._answer() if final else None,
         )
         if self.spoof is not None:
             self.spoof.settle(result, self.verifier, self.tenant)  # monitor: a late score is recorded when ready
@@ -327,7 +374,9 @@ class StreamingVerifier:
             early=early,
             compute_ms=(self.clock() - t0) * 1000.0,
             result=result,
-            min_speech_s=self.policy.min_speech_s,
+            min_speech_s=self.verifier.policy.min_speech_for(challenge=self.challenge_id is not None)
+            if self.challenge_id is not None
+            else self.policy.min_speech_s,
         )
         log.info(
             "stream call=%s decision=%s speech=%.2fs at=%dms early=%s evaluations=%d",

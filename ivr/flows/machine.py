@@ -1,11 +1,13 @@
 """A declarative IVR call flow and the pure state machine that runs it.
 
 A flow is data: named :class:`Step`\\ s, each of one ``kind`` (``say``, ``identify``, ``collect``, ``verify``,
-``check_pin``, ``transfer``, ``end``), an optional prompt, a timeout and retry count, and ``on``: the next step for
-each outcome. :class:`FlowMachine` takes events (call started, a digit, the voice decision, the PIN check, the
-audio clock advancing) and returns actions (play a prompt, start voice verification, check a PIN, transfer,
-hang up). Time is the call's own audio clock in milliseconds, so flows are deterministic and testable without
-sockets or sleeps.
+``liveness``, ``check_pin``, ``transfer``, ``end``), an optional prompt, a timeout and retry count, and ``on``: the
+next step for each outcome. :class:`FlowMachine` takes events (call started, a digit, the voice decision, the PIN
+check, the audio clock advancing) and returns actions (play a prompt, start voice verification, check a PIN,
+transfer, hang up). A ``liveness`` step verifies like ``verify`` on the caller's answer to a fresh digit challenge
+(:class:`StartChallenge`); ``CHALLENGE_FAILED`` or ``NOT_ENOUGH_SPEECH`` re-prompts with new digits up to
+``retries`` times before its ``on`` mapping decides. Time is the call's own audio clock in milliseconds, so flows
+are deterministic and testable without sockets or sleeps.
 """
 
 from __future__ import annotations
@@ -23,12 +25,16 @@ __all__ = [
     "FlowMachine",
     "Hangup",
     "Play",
+    "StartChallenge",
     "StartVoice",
     "Step",
     "Transfer",
 ]
 
-Kind = Literal["say", "identify", "collect", "verify", "check_pin", "transfer", "end"]
+Kind = Literal["say", "identify", "collect", "verify", "liveness", "check_pin", "transfer", "end"]
+
+#: liveness outcomes that re-prompt with new digits while the step has retries left
+_RECHALLENGE = ("CHALLENGE_FAILED", "NOT_ENOUGH_SPEECH")
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,14 @@ class StartVoice:
 
 
 @dataclass(frozen=True)
+class StartChallenge:
+    """Issue a fresh digit challenge, speak it, and verify the caller's answer (digits and voice)."""
+
+    speaker_ref: str
+    attempt: int  # 1 for the first challenge, 2 for the re-prompt...
+
+
+@dataclass(frozen=True)
 class CheckPin:
     speaker_ref: str
     pin: str
@@ -86,7 +100,7 @@ class Hangup:
     outcome: str  # "verified" | "transferred" | "failed"
 
 
-Action = Play | StartVoice | CheckPin | Transfer | Hangup
+Action = Play | StartVoice | StartChallenge | CheckPin | Transfer | Hangup
 
 
 class FlowMachine:
@@ -117,7 +131,7 @@ class FlowMachine:
     @property
     def voice_deadline_ms(self) -> int | None:
         """When the verify step gives up waiting for a voice decision (the session then asks for one)."""
-        if not self.state or self.done or self.step.kind != "verify":
+        if not self.state or self.done or self.step.kind not in ("verify", "liveness"):
             return None
         return self._entered_ms + self.step.timeout_ms
 
@@ -147,10 +161,14 @@ class FlowMachine:
     def voice(self, decision: str, now_ms: int) -> list[Action]:
         self._now = now_ms
         self.voice_decision = decision
-        if self.done or not self.state or self.step.kind != "verify":
+        if self.done or not self.state or self.step.kind not in ("verify", "liveness"):
             return []
         if decision == "ACCEPT":
             self.method = "voice"
+        if self.step.kind == "liveness" and decision in _RECHALLENGE and self._tries < self.step.retries:
+            self._tries += 1
+            self._entered_ms = now_ms
+            return [StartChallenge(self.speaker_ref, self._tries + 1)]
         return self._go(decision)
 
     def pin_result(self, ok: bool, now_ms: int) -> list[Action]:
@@ -209,6 +227,8 @@ class FlowMachine:
             return actions + self._go("known" if self.speaker_ref else "unknown")
         if s.kind == "verify":
             return [*actions, StartVoice(self.speaker_ref)]
+        if s.kind == "liveness":
+            return [*actions, StartChallenge(self.speaker_ref, 1)]
         if s.kind == "check_pin":
             return [*actions, CheckPin(self.speaker_ref, self._pin)]
         if s.kind == "transfer":

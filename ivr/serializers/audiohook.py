@@ -29,6 +29,7 @@ from ivr.serializers.base import (
     CallEvent,
     CallStart,
     CallStop,
+    ChallengeOut,
     DecisionOut,
     EnrollmentOut,
     Frame,
@@ -190,6 +191,9 @@ class AudioHookSerializer:
         if isinstance(event, EnrollmentOut):
             data = {"enrolled": event.enrolled, "progress": event.progress, "feedback": list(event.feedback)}
             return [self._msg("event", {"entities": [{"type": "voiceauth.enrollment", "data": data}]})]
+        if isinstance(event, ChallengeOut):  # the platform speaks it: AudioHook carries no audio to the caller
+            data = {"digits": event.digits, "attempt": event.attempt}
+            return [self._msg("event", {"entities": [{"type": "voiceauth.challenge", "data": data}]})]
         if isinstance(event, PromptOut):
             return []  # AudioHook carries no audio to the caller
         if isinstance(event, HangupOut):

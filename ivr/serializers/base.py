@@ -17,6 +17,7 @@ __all__ = [
     "CallEvent",
     "CallStart",
     "CallStop",
+    "ChallengeOut",
     "DecisionOut",
     "DigitIn",
     "EnrollmentOut",
@@ -112,11 +113,21 @@ class PromptOut:
 
 
 @dataclass(frozen=True)
+class ChallengeOut:
+    """A liveness challenge the caller must answer (the IVR speaks it too where it can send audio). The platform may
+    know the digits: the caller hears them anyway; only a fresh answer in the caller's voice passes."""
+
+    digits: str
+    attempt: int = 1
+    call_id: str = ""
+
+
+@dataclass(frozen=True)
 class HangupOut:
     reason: str = "completed"  # completed | error | unauthorized
 
 
-OutEvent = DecisionOut | EnrollmentOut | PromptOut | HangupOut
+OutEvent = DecisionOut | EnrollmentOut | PromptOut | ChallengeOut | HangupOut
 
 
 class Serializer(Protocol):

@@ -24,6 +24,7 @@ from ivr.serializers.base import (
     CallEvent,
     CallStart,
     CallStop,
+    ChallengeOut,
     DecisionOut,
     DigitIn,
     EnrollmentOut,
@@ -123,6 +124,12 @@ class L16Serializer:
             pcm = l16_encode(np.clip(samples, -1.0, 1.0))
             step = self.sample_rate // 50 * 2
             return [pcm[i : i + step] for i in range(0, len(pcm), step)]
+        if isinstance(event, ChallengeOut):
+            return [
+                json.dumps(
+                    {"event": "challenge", "call_id": event.call_id, "digits": event.digits, "attempt": event.attempt}
+                )
+            ]
         if isinstance(event, EnrollmentOut):
             body = {"event": "enrollment", "call_id": event.call_id, "enrolled": event.enrolled}
             return [json.dumps({**body, "progress": event.progress, "feedback": list(event.feedback)})]

@@ -24,6 +24,7 @@ from ivr.serializers.base import (
     CallEvent,
     CallStart,
     CallStop,
+    ChallengeOut,
     DecisionOut,
     DigitIn,
     EnrollmentOut,
@@ -37,9 +38,10 @@ from ivr.serializers.base import (
 from voiceauth.audio.codecs import l16_decode, mulaw_encode
 from voiceauth.audio.resample import resample
 
-__all__ = ["DECISION_MARK_PREFIX", "TwilioSerializer"]
+__all__ = ["CHALLENGE_MARK_PREFIX", "DECISION_MARK_PREFIX", "TwilioSerializer"]
 
 DECISION_MARK_PREFIX = "voiceauth:decision:"
+CHALLENGE_MARK_PREFIX = "voiceauth:challenge:"  # + the digits the IVR is about to speak
 _ENCODINGS = {"audio/x-mulaw": "mulaw"}
 _FRAME_BYTES = 160  # 20 ms of 8 kHz mu-law
 
@@ -146,6 +148,8 @@ class TwilioSerializer:
             return []
         if isinstance(event, DecisionOut):
             return [self._mark(DECISION_MARK_PREFIX + event.decision)]
+        if isinstance(event, ChallengeOut):
+            return [self._mark(CHALLENGE_MARK_PREFIX + event.digits)]
         if isinstance(event, PromptOut):
             samples = l16_decode(event.pcm16)
             if event.sample_rate != 8000:

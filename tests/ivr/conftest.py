@@ -50,6 +50,7 @@ def ivr_settings(home: Path, **over: object) -> Settings:
         ivr_tenant=TENANT,
         twilio_open_tenants=[TENANT],  # as the embedded demo: unsigned Twilio (signatures: test_twilio_tenancy.py)
         enroll_min_speech_s=6.0,
+        ivr_liveness="off",  # these tests run the passive flow; tests/liveness runs the challenge step
     )
     base.update(over)
     return Settings(**base)  # type: ignore[arg-type]
