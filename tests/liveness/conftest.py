@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -43,3 +44,28 @@ def caller(fsdd_dir: Path):  # type: ignore[no-untyped-def]
 def wrong(digits: str) -> str:
     """Another digit string of the same length (every digit different)."""
     return "".join(str((int(d) + 3) % 10) for d in digits)
+
+
+class _SeededSecrets:
+    """Stands in for :mod:`secrets` in :mod:`voiceauth.liveness.challenges`: seeded challenge digits, so that a test
+    says the same strings on every run (the recogniser's accuracy on random strings is the benchmark's business,
+    ``python -m benchmarks digits``); challenge ids stay from the CSPRNG."""
+
+    def __init__(self, seed: int) -> None:
+        import random
+        import secrets
+
+        self._rng = random.Random(seed)
+        self.token_urlsafe = secrets.token_urlsafe
+
+    def randbelow(self, n: int) -> int:
+        return self._rng.randrange(n)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def seeded_digits() -> Iterator[None]:
+    import voiceauth.liveness.challenges as challenges
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(challenges, "secrets", _SeededSecrets(20261203))
+        yield
