@@ -1,6 +1,7 @@
 """One real ``voiceauth serve`` for the documentation tests, started as ``make run`` starts it (the console script's
 entry point, embedded defaults, demo keys printed), in a scratch data directory, with call outcomes posted to a
-local webhook receiver."""
+local webhook receiver, and with the one setting the integration pages tell the reader to change for trying calls
+with the bundled recordings (``SERVER_ENV``; tests/docs/test_snippets.py checks the pages still say so)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 WEBHOOK_SECRET = "docs-webhook-secret-0123456789"
+
+
+#: the integration pages' "try it" sections start the service with the passive IVR flow: a recording cannot answer
+#: the default flow's liveness challenge (a fresh digit string)
+SERVER_ENV = {"VOICEAUTH_IVR_LIVENESS": "off"}
 
 
 @dataclass
@@ -76,6 +82,7 @@ def docs_server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path, webho
     data_dir = tmp_path_factory.mktemp("docs-data")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEAUTH_")}  # the product's defaults
+    env.update(SERVER_ENV)
     env.update(
         {"VOICEAUTH_MODEL_DIR": str(model_dir), "VOICEAUTH_OFFLINE": "true", "VOICEAUTH_DATA_DIR": str(data_dir)}
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.conftest import ROOT, DocsServer
+from tests.docs.conftest import ROOT, SERVER_ENV, DocsServer
 from tests.docs.snippets import check, ellipsis_match, parse_page, run_page
 
 pytestmark = pytest.mark.model
@@ -32,6 +32,13 @@ def test_page_snippets_give_the_answers_shown(
     results = run_page(parsed, workdir, keys=docs_server.keys, port=docs_server.port, env=snippet_env)
     problems = check(results, docs_server.port)
     assert not problems, f"{page}:\n" + "\n\n".join(problems)
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if "/integrate/" in p])
+def test_integration_pages_name_the_setting_the_test_server_uses(page: str) -> None:
+    text = (ROOT / page).read_text(encoding="utf-8")
+    for name, value in SERVER_ENV.items():
+        assert f"{name}={value}" in text, f"{page} no longer tells the reader to start with {name}={value}"
 
 
 def test_skips_name_a_reason() -> None:
