@@ -1,5 +1,7 @@
 """``voiceauth mic``: record the default input with pyaudio (the optional ``mic`` extra), show a live level meter and
-progress, and stream 16 kHz L16 to ``/v1/streams/l16``. pyaudio is imported only here, only when the command runs."""
+progress, and stream 16 kHz L16 to ``/v1/streams/l16``. pyaudio is imported only here, only when the command runs.
+With the IVR's liveness step on, the digits to say are printed when the service asks for them (the prompt also plays
+on the stream)."""
 
 from __future__ import annotations
 
@@ -63,6 +65,8 @@ async def _stream(stream: Any, action: str, speaker: str, url: str, api_key: str
             async for msg in ws:
                 if isinstance(msg, str):
                     data = json.loads(msg)
+                    if data.get("event") == "challenge":  # liveness: the prompt plays on the stream too
+                        out.write(f"\nplease say: {' '.join(str(data['digits']))}\n")
                     if data.get("event") in ("decision", "enrollment"):
                         result.update(data)
 

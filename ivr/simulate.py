@@ -1,6 +1,10 @@
 """A client that plays audio into the service as a telephony platform would (Twilio, AudioHook or L16), in real
 time or faster, and reports the decisions with their timing. Used by ``voiceauth call simulate`` and the streaming
 benchmark. Audio is given as 8 kHz float samples (L16 may upsample to 16 kHz).
+
+Liveness: with ``answer``, the caller waits for each challenge the service announces (a Twilio mark, an L16 or
+AudioHook event) and says ``answer(digits)``; :func:`fsdd_answer` makes such answers from FSDD recordings, saying the
+digits asked (``match``) or other digits (``wrong``).
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import hmac
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,13 +26,16 @@ import numpy.typing as npt
 import websockets
 
 from ivr.dtmf import dtmf_tone
-from ivr.serializers.twilio import DECISION_MARK_PREFIX
+from ivr.serializers.twilio import CHALLENGE_MARK_PREFIX, DECISION_MARK_PREFIX
 from ivr.twilio_auth import twilio_signature
 from voiceauth.audio.codecs import l16_encode, mulaw_encode
 from voiceauth.audio.resample import resample
 from voiceauth.errors import VoiceAuthError
 
-__all__ = ["PROTOCOLS", "SimResult", "audiohook_headers", "call_frames", "simulate_call"]
+__all__ = ["PROTOCOLS", "Answer", "SimResult", "audiohook_headers", "call_frames", "fsdd_answer", "simulate_call"]
+
+#: a liveness answer: the digits the service asked for -> the caller's 8 kHz speech
+Answer = Callable[[str], npt.NDArray[np.float32]]
 
 PROTOCOLS = ("twilio", "audiohook", "l16")
 _FRAME_S = 0.02
@@ -42,6 +51,36 @@ class SimResult:
     latency_ms: float | None = None  # decision arrival - when the audio at decided_at_ms was sent
     audio_s: float = 0.0
     events: list[tuple[float, str]] = field(default_factory=list)  # (seconds since start, what)
+    challenges: list[str] = field(default_factory=list)  # liveness digits the service asked for
+    decisions: list[str] = field(default_factory=list)  # every decision sent on the stream, in order
+
+
+def fsdd_answer(folder: Path, speaker: str, mode: str = "match", *, first_take: int = 0) -> Answer:
+    """Answers said by FSDD ``speaker``: the digits asked (``match``) or each digit + 3 mod 10 (``wrong``), 0.2 s
+    gaps, each recording used once (takes ``first_take``.. upward, so no answer replays an earlier one)."""
+    import soundfile as sf
+
+    if mode not in ("match", "wrong"):
+        raise VoiceAuthError(f"--say-digits {mode!r} is not known; use match or wrong")
+    if not folder.is_dir():
+        raise VoiceAuthError(
+            f"no FSDD folder at {folder}; give --fsdd PATH (../shared/data/fsdd on developer machines)"
+        )
+    next_take = dict.fromkeys("0123456789", first_take)
+
+    def say(digits: str) -> npt.NDArray[np.float32]:
+        spoken = digits if mode == "match" else "".join(str((int(d) + 3) % 10) for d in digits)
+        parts = [np.zeros(3200, np.float32)]
+        for d in spoken:
+            path = folder / f"{d}_{speaker}_{next_take[d]}.wav"
+            if not path.is_file():
+                raise VoiceAuthError(f"FSDD recording {path.name} is missing (speaker {speaker!r}, digit {d})")
+            next_take[d] += 1
+            wav, _ = sf.read(path, dtype="float32")
+            parts += [wav, np.zeros(1600, np.float32)]
+        return np.concatenate(parts).astype(np.float32)
+
+    return say
 
 
 def audiohook_headers(authority: str, path: str, session_id: str, api_key: str, secret: bytes | None) -> dict[str, str]:
@@ -91,8 +130,13 @@ async def simulate_call(
     tenant: str = "",
     twilio_auth_token: str = "",
     public_url: str = "",
+    answer: Answer | None = None,
+    max_answers: int = 2,
 ) -> SimResult:
     """Play one call; ``speed`` 1.0 = real time, 0 = as fast as the socket takes it.
+
+    ``answer``: a liveness caller. ``audio8k`` is not played; each challenge the service announces (at most
+    ``max_answers``: the first and the re-prompt) is answered with ``answer(digits)`` and 2.5 s of silence.
 
     Twilio: ``tenant`` picks ``/v1/streams/twilio/{tenant}`` (else the unscoped alias); ``twilio_auth_token`` signs
     the handshake as Twilio does (X-Twilio-Signature over ``public_url`` + path when the service is behind a proxy,
@@ -115,19 +159,35 @@ async def simulate_call(
         headers = audiohook_headers(url.split("/", 3)[2], path, call_id, api_key, audiohook_secret)
     sent_at: list[float] = []  # wall time each frame was sent
     t0 = time.perf_counter()
+    challenged: asyncio.Queue[str] = asyncio.Queue()
+
+    def on_challenge(digits: str) -> None:
+        res.challenges.append(digits)
+        res.events.append((time.perf_counter() - t0, f"challenge {len(res.challenges)}: say {' '.join(digits)}"))
+        challenged.put_nowait(digits)
 
     def on_text(msg: dict[str, Any]) -> None:
         now = time.perf_counter() - t0
         decision, at_ms = None, None
-        if msg.get("event") == "mark" and msg.get("mark", {}).get("name", "").startswith(DECISION_MARK_PREFIX):
-            decision = msg["mark"]["name"][len(DECISION_MARK_PREFIX) :]
+        mark = msg.get("mark", {}).get("name", "") if msg.get("event") == "mark" else ""
+        if mark.startswith(CHALLENGE_MARK_PREFIX):
+            on_challenge(mark[len(CHALLENGE_MARK_PREFIX) :])
+        elif mark.startswith(DECISION_MARK_PREFIX):
+            decision = mark[len(DECISION_MARK_PREFIX) :]
+        elif msg.get("event") == "challenge":
+            on_challenge(str(msg["digits"]))
         elif msg.get("event") == "decision":
             decision, at_ms = msg["decision"], msg.get("decided_at_ms")
         elif msg.get("type") == "event":
-            data = msg["parameters"]["entities"][0]["data"]
+            entity = msg["parameters"]["entities"][0]
+            data = entity["data"]
+            if entity.get("type") == "voiceauth.challenge":
+                on_challenge(str(data["digits"]))
+                return
             decision, at_ms = data["decision"], data.get("decided_at_ms")
         if decision is None:
             return
+        res.decisions.append(decision)
         res.events.append((now, f"decision {decision}" + (f" at {at_ms} ms of audio" if at_ms is not None else "")))
         if res.decision is None:
             res.decision, res.decided_at_ms, res.decision_wall_s = decision, at_ms, now
@@ -146,13 +206,15 @@ async def simulate_call(
                 pass
 
         task = asyncio.create_task(reader())
-        frames, opening, closing = call_frames(protocol, audio8k, speaker, call_id, api_key, l16_rate)
+        first = audio8k if answer is None else np.zeros(0, np.float32)
+        frames, opening, closing = call_frames(protocol, first, speaker, call_id, api_key, l16_rate)
         for f in opening:
             await ws.send(f)
         if protocol == "audiohook":
             await asyncio.sleep(0.05)  # let 'opened' come back before audio
-        start = time.perf_counter()
-        try:
+
+        async def play(frames: list[Any]) -> None:
+            start = time.perf_counter()
             for i, f in enumerate(frames):
                 if speed > 0:
                     delay = start + i * _FRAME_S / speed - time.perf_counter()
@@ -162,6 +224,18 @@ async def simulate_call(
                     await asyncio.sleep(0)
                 sent_at.append(time.perf_counter())
                 await ws.send(f)
+
+        try:
+            await play(frames)
+            for k in range(max_answers if answer is not None else 0):
+                try:
+                    digits = await asyncio.wait_for(challenged.get(), timeout=30.0 if k == 0 else drain_s)
+                except TimeoutError:
+                    break
+                spoken = np.concatenate([answer(digits), np.zeros(int(2.5 * 8000), np.float32)])  # type: ignore[misc]
+                res.audio_s += spoken.size / 8000
+                media = call_frames(protocol, spoken, speaker, call_id, api_key, l16_rate, first_chunk=len(sent_at))
+                await play(media[0])
             if dtmf and protocol == "twilio":
                 for d in dtmf:
                     await ws.send(json.dumps({"event": "dtmf", "dtmf": {"track": "inbound_track", "digit": d}}))
@@ -177,9 +251,17 @@ async def simulate_call(
 
 
 def call_frames(
-    protocol: str, audio8k: npt.NDArray[np.float32], speaker: str, call_id: str, api_key: str, l16_rate: int
+    protocol: str,
+    audio8k: npt.NDArray[np.float32],
+    speaker: str,
+    call_id: str,
+    api_key: str,
+    l16_rate: int,
+    *,
+    first_chunk: int = 0,
 ) -> tuple[list[Any], list[str], list[str]]:
-    """One call's messages in ``protocol``: (media frames of 20 ms, opening messages, closing messages)."""
+    """One call's messages in ``protocol``: (media frames of 20 ms, opening messages, closing messages).
+    ``first_chunk``: frames already sent in this call (Twilio numbers its media chunks per stream)."""
     n = int(8000 * _FRAME_S)
     if protocol == "twilio":
         ulaw = mulaw_encode(audio8k)
@@ -204,8 +286,8 @@ def call_frames(
                     "streamSid": sid,
                     "media": {
                         "track": "inbound",
-                        "chunk": str(k + 1),
-                        "timestamp": str(k * 20),
+                        "chunk": str(first_chunk + k + 1),
+                        "timestamp": str((first_chunk + k) * 20),
                         "payload": base64.b64encode(ulaw[i : i + n]).decode(),
                     },
                 }

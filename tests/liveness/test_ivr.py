@@ -24,7 +24,10 @@ import websockets
 from sqlalchemy import select
 
 from ivr.serializers.twilio import CHALLENGE_MARK_PREFIX, DECISION_MARK_PREFIX
+from ivr.simulate import fsdd_answer, simulate_call
 from tests.ivr.conftest import (
+    AUDIOHOOK_KEY,
+    AUDIOHOOK_SECRET,
     SECURITY_KEY,
     TELEPHONY_KEY,
     LiveServer,
@@ -193,3 +196,29 @@ def test_l16_liveness_genuine_other_digits_replay_and_impostor(live: LiveServer,
         rows = tx.session.execute(select(AuditEvent).where(AuditEvent.action == "verify")).scalars().all()
         mine = [json.loads(r.details) for r in rows if json.loads(r.details).get("call_id") == call_id]
     assert mine and mine[0]["challenge_result"] == "passed" and mine[0]["challenge_heard"] == digits
+
+
+# -- voiceauth call simulate --say-digits ---------------------------------------------------------------------------
+def test_simulated_caller_says_matching_or_wrong_fsdd_digits(live: LiveServer, fsdd_dir: Path) -> None:
+    """``simulate_call(answer=fsdd_answer(...))``, what ``voiceauth call simulate --say-digits`` runs: L16 and
+    AudioHook (one-way: the platform is told the digits and speaks them)."""
+    match = fsdd_answer(fsdd_dir, "lucas", "match", first_take=42)
+    res = asyncio.run(
+        simulate_call("l16", live.ws, np.zeros(0, np.float32), "lucas", speed=0, api_key=TELEPHONY_KEY, answer=match)
+    )
+    assert res.decisions[:1] == ["ACCEPT"] and len(res.challenges) == 1
+    wrong_digits = fsdd_answer(fsdd_dir, "lucas", "wrong", first_take=46)
+    res = asyncio.run(
+        simulate_call(
+            "audiohook",
+            live.ws,
+            np.zeros(0, np.float32),
+            "lucas",
+            speed=0,
+            api_key=AUDIOHOOK_KEY,
+            audiohook_secret=AUDIOHOOK_SECRET,
+            answer=wrong_digits,
+            max_answers=1,
+        )
+    )
+    assert res.decisions[:1] == ["CHALLENGE_FAILED"] and len(res.challenges[0]) == live.ivr.settings.challenge_digits

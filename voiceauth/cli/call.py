@@ -24,7 +24,9 @@ call_app = typer.Typer(help="Simulated calls into a running voiceauth service.",
 @call_app.command("simulate")
 def simulate(
     protocol: str = typer.Option(..., "--protocol", help="twilio | audiohook | l16"),
-    audio: Path = typer.Option(..., "--audio", exists=True, dir_okay=False, help="WAV/FLAC of the caller."),
+    audio: Path | None = typer.Option(
+        None, "--audio", exists=True, dir_okay=False, help="WAV/FLAC of the caller (not with --say-digits)."
+    ),
     speaker: str = typer.Option(..., "--speaker", help="The claimed customer reference."),
     dtmf: str = typer.Option("", "--dtmf", help="Digits to press after speaking (e.g. a PIN)."),
     url: str = typer.Option("ws://127.0.0.1:8000", "--url", help="Service base URL (ws:// or wss://)."),
@@ -39,9 +41,19 @@ def simulate(
     twilio_auth_token: str = typer.Option(
         "", "--twilio-auth-token", envvar="VOICEAUTH_SIM_TWILIO_AUTH_TOKEN", help="Twilio: sign the handshake with it."
     ),
+    say_digits: str = typer.Option(
+        "",
+        "--say-digits",
+        help="Liveness: answer each digit challenge with FSDD recordings saying the digits asked (match) or other"
+        " digits (wrong).",
+    ),
+    fsdd: Path = typer.Option(Path("../shared/data/fsdd"), "--fsdd", help="FSDD folder for --say-digits."),
+    fsdd_speaker: str = typer.Option("george", "--fsdd-speaker", help="FSDD speaker who answers (--say-digits)."),
+    fsdd_take: int = typer.Option(30, "--fsdd-take", help="First FSDD take used (each is said once)."),
 ) -> None:
-    """Play AUDIO into the service as PROTOCOL and print the decisions with their timing."""
-    from ivr.simulate import PROTOCOLS, simulate_call
+    """Play AUDIO into the service as PROTOCOL (or answer its liveness challenges with --say-digits) and print the
+    decisions with their timing."""
+    from ivr.simulate import PROTOCOLS, fsdd_answer, simulate_call
     from voiceauth.audio.io import load_audio
     from voiceauth.audio.resample import resample
 
@@ -54,8 +66,14 @@ def simulate(
                 secret = base64.b64decode(audiohook_secret, validate=True)
             except (binascii.Error, ValueError) as exc:
                 raise ConfigError("--audiohook-secret must be base64") from exc
-        loaded = load_audio(audio)
-        samples = loaded.samples if loaded.sample_rate == 8000 else resample(loaded.samples, loaded.sample_rate, 8000)
+        answer = fsdd_answer(fsdd, fsdd_speaker, say_digits, first_take=fsdd_take) if say_digits else None
+        if audio is None and answer is None:
+            raise ConfigError("give --audio FILE, or --say-digits match|wrong to answer liveness challenges")
+        samples = np.zeros(0, np.float32)
+        if audio is not None:
+            loaded = load_audio(audio)
+            rate = loaded.sample_rate
+            samples = loaded.samples if rate == 8000 else resample(loaded.samples, rate, 8000)
         res = asyncio.run(
             simulate_call(
                 protocol,
@@ -68,6 +86,7 @@ def simulate(
                 audiohook_secret=secret,
                 tenant=tenant,
                 twilio_auth_token=twilio_auth_token,
+                answer=answer,
             )
         )
     typer.echo(f"call {res.call_id} ({protocol}, {res.audio_s:.2f} s of audio)")
