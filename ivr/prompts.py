@@ -1,10 +1,16 @@
 """IVR prompts: short spoken WAVs made with espeak-ng (GPL-3.0 program, run as a separate process) on first use,
 cached as 8 kHz 16-bit mono WAV files. Where espeak-ng is missing, a prompt is a short two-tone chime instead, so a
-call flow never fails for want of a voice."""
+call flow never fails for want of a voice.
+
+The cache folder is shared by every worker process of a host, which may make the same prompt at the same moment
+(their first calls): each writes under a name of its own and moves the finished file into place atomically, so no
+process ever reads another's half-written file (that once ended a call before its verification began)."""
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import shutil
 import subprocess
 import threading
@@ -74,7 +80,11 @@ class PromptLibrary:
             except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
                 log.warning("espeak-ng could not make prompt %s (%s); using a chime", name, exc)
         if path.is_file():
-            samples, rate = sf.read(path, dtype="float32", always_2d=False)
+            try:
+                samples, rate = sf.read(path, dtype="float32", always_2d=False)
+            except (OSError, RuntimeError) as exc:  # e.g. a file left damaged by an older version
+                log.warning("prompt file %s is unreadable (%s); using a chime", path, exc)
+                return l16_encode(_chime())
             if rate != PROMPT_RATE:
                 samples = resample(samples, rate, PROMPT_RATE)
             return l16_encode(samples)
@@ -82,16 +92,23 @@ class PromptLibrary:
 
     def _generate(self, text: str, path: Path) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.wav")
+        own = f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}"  # this process's own files: no name is shared
+        spoken, final = path.with_name(own + ".espeak.wav"), path.with_name(own + ".wav")
         assert self.espeak is not None
-        subprocess.run([self.espeak, "-s", "165", "-w", str(tmp), text], check=True, capture_output=True, timeout=20)
-        samples, rate = sf.read(tmp, dtype="float32", always_2d=False)
-        out = resample(samples, rate, PROMPT_RATE) if rate != PROMPT_RATE else samples
-        peak = float(np.max(np.abs(out))) if out.size else 0.0
-        if peak > 0:
-            out = out * (0.5 / peak)
-        sf.write(path, out, PROMPT_RATE, subtype="PCM_16")
-        tmp.unlink(missing_ok=True)
+        try:
+            subprocess.run(
+                [self.espeak, "-s", "165", "-w", str(spoken), text], check=True, capture_output=True, timeout=20
+            )
+            samples, rate = sf.read(spoken, dtype="float32", always_2d=False)
+            out = resample(samples, rate, PROMPT_RATE) if rate != PROMPT_RATE else samples
+            peak = float(np.max(np.abs(out))) if out.size else 0.0
+            if peak > 0:
+                out = out * (0.5 / peak)
+            sf.write(final, out, PROMPT_RATE, subtype="PCM_16")
+            os.replace(final, path)  # atomic: readers see no file or the whole one
+        finally:
+            spoken.unlink(missing_ok=True)
+            final.unlink(missing_ok=True)
 
 
 def _chime() -> np.ndarray:

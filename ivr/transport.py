@@ -107,7 +107,11 @@ async def serve_call(
 
     async def run(fn: Callable[..., Sequence[OutEvent]], *args: object) -> None:
         nonlocal block
-        outs = await loop.run_in_executor(executor, fn, *args)
+        try:
+            outs = await loop.run_in_executor(executor, fn, *args)
+        except (ConnectionError, RuntimeError, OSError) as exc:
+            # the handler's own failure (a file, the model...), not the connection's: it must not read as a hang-up
+            raise _HandlerFailed(f"{type(exc).__name__}: {exc}") from exc
         block = int(getattr(handler, "audio_block_bytes", 0) or 0)  # the handler may change it as the call goes
         await send_events(outs)
 
@@ -194,6 +198,9 @@ async def serve_call(
     except CallRefused as exc:
         reason, hangup = "refused", exc.reason
         log.warning("%s call refused: %s", label, exc)
+    except _HandlerFailed:
+        reason, hangup = "internal-error", "error"
+        log.exception("%s call ended by an error in its handler", label)
     except (ConnectionError, RuntimeError, OSError) as exc:
         reason = "disconnected"
         log.info("%s call ended: connection lost (%s)", label, type(exc).__name__)
@@ -208,6 +215,11 @@ async def serve_call(
             rest = take_audio() if audio and handler is not None else b""
             await _finish(ws, serializer, handler, reason, hangup, loop, executor, send_events, rest)
     return reason
+
+
+class _HandlerFailed(Exception):
+    """An OSError, RuntimeError or ConnectionError raised by the call handler (on the executor): told apart from the
+    same types raised by the socket, which mean the peer went away."""
 
 
 def _end_now(handler: CallHandler, reason: str, label: str, rest: bytes = b"") -> None:

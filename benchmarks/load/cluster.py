@@ -46,6 +46,9 @@ BASE_ENV = {
     "VOICEAUTH_API_RATE_LIMIT_BURST": "1000",
     "VOICEAUTH_IVR_TENANT": "load",
     "VOICEAUTH_API_DRAIN_S": "20",
+    # the load's callers play recorded digit strings, which cannot answer a fresh liveness challenge: the passive
+    # flow (tests/liveness runs the challenge step)
+    "VOICEAUTH_IVR_LIVENESS": "off",
 }
 
 

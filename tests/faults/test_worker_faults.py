@@ -37,8 +37,13 @@ pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 @pytest.fixture
 def cluster(pg_database: str, tmp_path: Path) -> Iterator[Cluster]:
-    """Two workers on a fresh schema of the session's scratch database (each test starts from an empty store)."""
-    with postgres_scratch_schema(pg_database, prefix="faults") as url, Cluster.start(url, tmp_dir=tmp_path) as c:
+    """Two workers on a fresh schema of the session's scratch database (each test starts from an empty store) and a
+    fresh prompt folder shared by both, as the workers of one host share theirs: both make the prompts at once."""
+    env = {"VOICEAUTH_IVR_PROMPT_DIR": str(tmp_path / "prompts")}
+    with (
+        postgres_scratch_schema(pg_database, prefix="faults") as url,
+        Cluster.start(url, tmp_dir=tmp_path, env=env) as c,
+    ):
         yield c
 
 
@@ -80,12 +85,9 @@ def test_kill_9_mid_load_then_restart_and_sigterm_drain(cluster: Cluster, fsdd_d
     asyncio.run(with_kill())
     assert not w1.alive()
     served = [c for c in result.calls if c.worker == "w2"]
-    # the issue's invariant on the surviving worker: one final decision or a clean protocol close per call, and the
-    # worker keeps deciding (rarely, on a 2-core CI machine, a w2 call closes cleanly undecided while w1 dies:
-    # seen 2 times in ~12 runs, cause not yet found; the close code is in the message for whoever chases it)
+    # every call on the surviving worker ends with exactly one decision and a normal close
     detail = [(c.error, c.decisions, c.close_code, c.time_to_decision_s) for c in served]
-    assert served and all(c.clean and len(c.decisions) <= 1 for c in served), detail
-    assert any(len(c.decisions) == 1 for c in served), detail
+    assert served and all(len(c.decisions) == 1 and c.close_code == 1000 and not c.error for c in served), detail
     on_w2 = [u for u in result.enrol if u.worker == "w2" and u.speaker in new_refs]
     assert on_w2 and all(u.status == 200 for u in on_w2), [(u.status, u.body) for u in on_w2]
     lost = sum(u.status is None for u in result.enrol) + sum(not c.clean for c in result.calls)
