@@ -14,7 +14,9 @@ on first use). Telephony keys see decisions and timings, never scores.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
@@ -153,6 +155,11 @@ def _address(conn: Request | WebSocket) -> str:
     return conn.client.host if conn.client is not None else ""
 
 
+async def _off_loop(fn: Callable[..., str | None], *args: Any) -> str | None:
+    """The credential lookup and the refusal's audit read and write the store: not on the event loop."""
+    return await asyncio.to_thread(fn, *args)
+
+
 def _twilio_verdict(
     ivr: IvrService, conn: Request | WebSocket, tenant: str | None, params: dict[str, str] | None = None
 ) -> str | None:
@@ -181,7 +188,7 @@ async def _twilio_stream(ws: WebSocket, tenant: str | None) -> None:
     ivr = await _ivr_or_close(ws)
     if ivr is None:
         return
-    if _twilio_verdict(ivr, ws, tenant) is not None:
+    if await _off_loop(_twilio_verdict, ivr, ws, tenant) is not None:
         await ws.close(code=1008)  # refused at the handshake (HTTP 403): never a call
         return
     assert tenant is not None
@@ -208,7 +215,7 @@ async def _twiml(request: Request, tenant: str | None, stream_path: str) -> Resp
     form: dict[str, str] = {}
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         form = {k: str(v) for k, v in (await request.form()).items()}
-    reason = _twilio_verdict(ivr, request, tenant, form)
+    reason = await _off_loop(_twilio_verdict, ivr, request, tenant, form)
     if reason is not None:
         return _problem(403, "Forbidden", reason)
     base = (ivr.settings.ivr_public_url or str(request.base_url)).rstrip("/")
