@@ -80,6 +80,12 @@ def test_challenge_right_digits_accept_wrong_digits_fail_reuse_and_expiry_refuse
     r = api.verify("c-1", wav_bytes(lucas.say(other["digits"]), 8000), challenge_id=other["challenge_id"])
     assert r.status_code == 404
 
+    # security staff's KPIs: 4 issued, 2 answered (1 passed, 1 wrong digits), 1 expired unanswered
+    k = api.client.get("/v1/console/kpis", headers=api.h("acme:security")).json()
+    assert (k["challenges_issued"], k["challenges_answered"], k["challenge_pass_rate"]) == (4, 2, 0.5)
+    assert k["challenge_failures"] == {"wrong-digits": 1, "expired": 1}
+    assert api.client.get("/v1/console/kpis", headers=api.h("acme:telephony")).status_code == 403
+
 
 def test_security_staff_see_what_was_heard_and_failures_count_toward_lockout(live_api: Api, caller: Any) -> None:
     api = live_api

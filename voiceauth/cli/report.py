@@ -83,6 +83,13 @@ def _table(tenant: str, k: dict[str, Any]) -> Table:
         str(k["false_reject_complaints"]),
         "no rejects" if per is None else f"{per:.1f} per 100 rejects",
     )
+    if "challenges_issued" in k:  # liveness (absent from an older service's answer)
+        fails = ", ".join(f"{r} {n}" for r, n in sorted(k["challenge_failures"].items())) or "no failures"
+        t.add_row(
+            "Liveness challenge pass rate",
+            _fmt_rate(k["challenge_pass_rate"]),
+            f"{k['challenges_answered']} answered of {k['challenges_issued']} issued; {fails}",
+        )
     return t
 
 

@@ -8,7 +8,10 @@
   call outcomes every worker writes to the store's ``calls`` table; from this worker's in-memory outcomes only when
   its IVR keeps none in the store; None when no call was verified);
 - average speech time to decision: mean net speech seconds of ACCEPT/REJECT decisions;
-- false-reject complaints: ``complaint.false_reject`` audit events (recorded from the console), also per 100 rejects.
+- false-reject complaints: ``complaint.false_reject`` audit events (recorded from the console), also per 100 rejects;
+- liveness challenges (``voiceauth.liveness``): issued in the window, answered, the pass rate (the digits said were
+  the challenge's, of the answered ones) and failures by reason (``wrong-digits``, ``no-digits``, and ``expired``:
+  never answered before the expiry).
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ from typing import Any
 from sqlalchemy import func, or_, select
 
 from voiceauth.embedding.space import RELEASED_SPACE
-from voiceauth.store.models import AuditEvent, CallRecord, Speaker, VerificationAttempt, Voiceprint
+from voiceauth.store.models import AuditEvent, CallRecord, Challenge, Speaker, VerificationAttempt, Voiceprint
 from voiceauth.store.repo import StoreTx
 
-__all__ = ["COMPLAINT_ACTION", "compute_kpis", "pin_fallback", "stored_pin_fallback"]
+__all__ = ["COMPLAINT_ACTION", "challenge_kpis", "compute_kpis", "pin_fallback", "stored_pin_fallback"]
 
 COMPLAINT_ACTION = "complaint.false_reject"
 _ENROLLED_STATES = ("ACCEPT", "REJECT", "NOT_ENOUGH_SPEECH", "LOCKED_OUT")
@@ -67,6 +70,34 @@ def stored_pin_fallback(tx: StoreTx, tenant_id: int, since: dt.datetime) -> tupl
     by_method = {str(m): int(n) for m, n in rows}
     pin = by_method.get("pin", 0)
     return pin, pin + by_method.get("voice", 0), sum(by_method.values())
+
+
+def challenge_kpis(tx: StoreTx, tenant_id: int, since: dt.datetime) -> dict[str, Any]:
+    """Liveness challenges issued at or after ``since``: counts, pass rate and failures by reason."""
+    now = tx.clock()
+    rows = tx.session.execute(
+        select(Challenge.result, Challenge.used_at.is_not(None), Challenge.expires_at < now, func.count())
+        .where(Challenge.tenant_id == tenant_id, Challenge.created_at >= since)
+        .group_by(Challenge.result, Challenge.used_at.is_not(None), Challenge.expires_at < now)
+    ).all()
+    issued = answered = passed = 0
+    failures: dict[str, int] = {}
+    for result, used, expired, n in rows:
+        issued += int(n)
+        if used:
+            answered += int(n)
+            if result == "passed":
+                passed += int(n)
+            elif result in ("wrong-digits", "no-digits"):
+                failures[str(result)] = failures.get(str(result), 0) + int(n)
+        elif expired:
+            failures["expired"] = failures.get("expired", 0) + int(n)
+    return {
+        "challenges_issued": issued,
+        "challenges_answered": answered,
+        "challenge_pass_rate": _rate(passed, answered),
+        "challenge_failures": failures,
+    }
 
 
 def compute_kpis(
@@ -131,4 +162,5 @@ def compute_kpis(
         "avg_speech_s_to_decision": None if avg_speech is None else round(float(avg_speech), 2),
         "false_reject_complaints": complaints,
         "complaints_per_100_rejects": None if rejects == 0 else round(100 * complaints / rejects, 2),
+        **challenge_kpis(tx, tenant_id, since),
     }

@@ -117,7 +117,11 @@ async function loadKpis() {
     ["Verification success rate", pct(k.verification_success_rate)],
     ["Fallback-to-PIN rate", k.fallback_to_pin_rate === null ? "n/a (no IVR calls)" : pct(k.fallback_to_pin_rate)],
     ["Average speech time to decision", k.avg_speech_s_to_decision === null ? "n/a" : k.avg_speech_s_to_decision + " s"],
-    ["False-reject complaints", String(k.false_reject_complaints)]];
+    ["False-reject complaints", String(k.false_reject_complaints)],
+    ["Liveness challenge pass rate", k.challenges_answered ? pct(k.challenge_pass_rate) + " (" + k.challenges_answered
+      + " answered of " + k.challenges_issued + ")" : "n/a (no challenges answered)"],
+    ["Challenge failures by reason", Object.entries(k.challenge_failures || {}).map(([r, n]) => r + " " + n).join(", ")
+      || "none"]];
   for (const [n, v] of items) { const tr = row(body, [n, v]); tr.lastChild.className = "kpi"; }
 }
 async function loadDecisions() {
