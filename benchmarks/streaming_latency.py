@@ -13,6 +13,11 @@ N simulated L16 calls in real time from this process, their starts spread over o
 are in progress at once, arriving as a steady stream would). Latency per call = when
 the decision arrived minus when the audio frame at the server's ``decided_at_ms`` was sent. The sustained figure is
 the largest N whose p99 stays within 300 ms with every call decided.
+
+``--liveness``: the server runs the IVR's liveness step (``ivr_liveness=challenge``); each call waits for its
+challenge and says the digits asked from new FSDD recordings of its speaker (lucas is the enrolled, genuine
+caller: the recogniser hears him best, benchmarks/results/digits.md); the decision comes after the answer's
+closing silence. Without it the server runs the passive flow.
 """
 
 from __future__ import annotations
@@ -72,7 +77,7 @@ def _single_thread() -> None:
         pass
 
 
-def _setup(home: Path, engine: Any, antispoof: str = "off") -> Any:
+def _setup(home: Path, engine: Any, antispoof: str = "off", liveness: bool = False) -> Any:
     from voiceauth.config import Settings
     from voiceauth.pipeline import Pipeline
     from voiceauth.scoring.shipped import COHORT_DIR
@@ -87,12 +92,14 @@ def _setup(home: Path, engine: Any, antispoof: str = "off") -> Any:
         lockout_failures=1_000_000,  # impostor after impostor must not lock the claimed identity mid-benchmark
         lockout_disable_failures=1_000_001,
         antispoof_mode=antispoof,  # type: ignore[arg-type]  # part 2: --antispoof (default enforce)
+        ivr_liveness="challenge" if liveness else "off",
     )
     pipe = Pipeline.from_settings(settings, engine=engine)
-    pipe.register(TENANT, "george", consent_method="bench", consent_text_version="v1", actor="bench")
-    enrol = np.concatenate([digits("george", "0123456789", i) for i in (0, 1)])
+    who = _genuine(liveness)
+    pipe.register(TENANT, who, consent_method="bench", consent_text_version="v1", actor="bench")
+    enrol = np.concatenate([digits(who, "0123456789", i) for i in (0, 1)])
     assert pipe.frontend is not None
-    res = pipe.enroll(TENANT, "george", pipe.frontend.from_samples(enrol, 8000), actor="bench")  # type: ignore[attr-defined]
+    res = pipe.enroll(TENANT, who, pipe.frontend.from_samples(enrol, 8000), actor="bench")  # type: ignore[attr-defined]
     assert res.enrolled, res
     return settings, pipe
 
@@ -162,7 +169,18 @@ def single_call_latency(n_per_speaker: int = 2) -> dict[str, Any]:
 
 
 # -- part 2 -----------------------------------------------------------------------------------------------------
-def _serve(port_q: Any, workers: int, feed_ms: int, backend: str, antispoof: str) -> None:
+def _genuine(liveness: bool) -> str:
+    """The enrolled speaker every call claims: george, or lucas with liveness (the recogniser hears him best)."""
+    return "lucas" if liveness else "george"
+
+
+def _speakers(liveness: bool) -> tuple[str, ...]:
+    """The six speakers with the genuine one first (call i is genuine when i % 6 == 0)."""
+    g = _genuine(liveness)
+    return (g, *(s for s in SPEAKERS if s != g))
+
+
+def _serve(port_q: Any, workers: int, feed_ms: int, backend: str, antispoof: str, liveness: bool = False) -> None:
     import uvicorn
     from fastapi import FastAPI
 
@@ -172,7 +190,7 @@ def _serve(port_q: Any, workers: int, feed_ms: int, backend: str, antispoof: str
     from voiceauth.embedding.factory import create_engine
 
     engine = create_engine(Settings(backend=backend))  # type: ignore[arg-type]
-    settings, pipe = _setup(Path(tempfile.mkdtemp()), engine, antispoof)
+    settings, pipe = _setup(Path(tempfile.mkdtemp()), engine, antispoof, liveness)
     settings = settings.model_copy(update={"ivr_workers": workers, "ivr_idle_timeout_s": 30.0, "ivr_feed_ms": feed_ms})
     countermeasure = None
     if antispoof != "off":
@@ -204,8 +222,12 @@ def _serve(port_q: Any, workers: int, feed_ms: int, backend: str, antispoof: str
 class _Call:
     """One simulated L16 call: frames pre-encoded, sent by the shared ticker, decisions read by its own task."""
 
-    def __init__(self, i: int, frames: list[bytes], genuine: bool, start_at: float) -> None:
+    def __init__(
+        self, i: int, frames: list[bytes], genuine: bool, start_at: float, answer: Any = None, claim: str = "george"
+    ) -> None:
         self.i, self.frames, self.genuine, self.start_at = i, frames, genuine, start_at
+        self.answer = answer  # liveness: digits -> frames of the caller saying them (frames come with the challenge)
+        self.claim = claim
         self.ws: Any = None
         self.sent = 0
         self.sent_at: list[float] = []
@@ -221,7 +243,7 @@ class _Call:
         await asyncio.sleep(max(0.0, self.start_at - time.perf_counter()))
         try:
             self.ws = await websockets.connect(url + "/v1/streams/l16", additional_headers={"X-API-KEY": KEY})
-            meta = {"content-type": "audio/l16;rate=8000", "call_id": f"bench-{self.i}", "speaker_id": "george"}
+            meta = {"content-type": "audio/l16;rate=8000", "call_id": f"bench-{self.i}", "speaker_id": self.claim}
             await self.ws.send(json.dumps(meta))
             self.start_at = time.perf_counter()
             self.reader = asyncio.create_task(self.read())
@@ -233,6 +255,9 @@ class _Call:
             async for msg in self.ws:
                 if isinstance(msg, str):
                     m = json.loads(msg)
+                    if m.get("event") == "challenge" and self.answer is not None and not self.frames:
+                        self.frames = self.answer(m["digits"])
+                        self.start_at = time.perf_counter()
                     if m.get("event") == "decision" and self.decision is None:
                         self.decision = m["decision"]
                         at = int(m.get("decided_at_ms") or 0)
@@ -244,7 +269,7 @@ class _Call:
 
     async def tick(self, now: float) -> None:
         """Send every frame due by ``now`` (real-time pacing, 20 ms frames), then ``stop``."""
-        if self.ws is None or self.done:
+        if self.ws is None or self.done or not self.frames:
             return
         due = min(len(self.frames), int((now - self.start_at) / 0.02) + 1)
         try:
@@ -259,9 +284,11 @@ class _Call:
             self.error, self.done = self.error or type(exc).__name__, True
 
 
-async def _level(url: str, n: int, audios: list[tuple[np.ndarray, bool]]) -> dict[str, Any]:
-    """N calls (call i plays ``audios[i % len(audios)]``), starts spread over one call length, all paced by one
-    20 ms ticker in this one process."""
+async def _level(
+    url: str, n: int, audios: list[tuple[np.ndarray, bool]], answers: list[Any] | None = None, claim: str = "george"
+) -> dict[str, Any]:
+    """N calls (call i plays ``audios[i % len(audios)]``, or with liveness answers its challenge with
+    ``answers[i]``), starts spread over one call length, all paced by one 20 ms ticker in this one process."""
     from voiceauth.audio.codecs import l16_encode
 
     encoded = [(l16_encode(a), g) for a, g in audios]
@@ -270,12 +297,14 @@ async def _level(url: str, n: int, audios: list[tuple[np.ndarray, bool]]) -> dic
     calls = []
     for i in range(n):
         pcm, genuine = encoded[i % len(encoded)]
-        frames = [pcm[j : j + 320] for j in range(0, len(pcm), 320)]
-        calls.append(_Call(i, frames, genuine, t0 + i * span / max(n, 1)))
+        frames = [] if answers else [pcm[j : j + 320] for j in range(0, len(pcm), 320)]
+        answer = answers[i] if answers else None
+        calls.append(_Call(i, frames, genuine, t0 + i * span / max(n, 1), answer, claim))
     cpu0 = time.process_time()
     openers = [asyncio.create_task(c.open(url)) for c in calls]
     tick = time.perf_counter()
-    while not all(c.done for c in calls):
+    deadline = time.perf_counter() + 120.0  # liveness: a call never challenged must not hang the level
+    while not all(c.done for c in calls) and time.perf_counter() < deadline:
         now = time.perf_counter()
         for c in calls:
             await c.tick(now)
@@ -322,10 +351,11 @@ def concurrency(
     backend: str = "auto",
     antispoof: str = "off",
     greeting_s: float = 0.0,
+    liveness: bool = False,
 ) -> list[dict[str, Any]]:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    proc = ctx.Process(target=_serve, args=(q, workers, feed_ms, backend, antispoof), daemon=True)
+    proc = ctx.Process(target=_serve, args=(q, workers, feed_ms, backend, antispoof, liveness), daemon=True)
     proc.start()
     try:
         port = q.get(timeout=300)
@@ -338,21 +368,40 @@ def concurrency(
             """n calls cycling through the six speakers, each call recordings no earlier call played."""
             out, names = [], []
             for i in range(n):
-                speaker = SPEAKERS[i % len(SPEAKERS)]
+                speaker = _speakers(liveness)[i % len(SPEAKERS)]
                 audio, index = takes.call(speaker)
                 # the caller listens to the IVR's greeting first: line noise (-60 dBFS) before speech
-                out.append((np.concatenate([line, audio]), speaker == "george"))
+                out.append((np.concatenate([line, audio]), speaker == _genuine(liveness)))
                 names.append(f"{speaker}/{index}")
             return out, names
 
-        asyncio.run(_level(url, 2, audios_for(2)[0]))  # warm-up (first-call costs are not a level's)
+        def answers_for(names: list[str]) -> list[Any] | None:
+            """Liveness: each call's speaker says the digits asked, from the recordings of its own take."""
+            if not liveness:
+                return None
+            from voiceauth.audio.codecs import l16_encode
+
+            def say(speaker: str, index: int) -> Any:
+                def frames(ds: str) -> list[bytes]:
+                    gap = np.zeros(1600, np.float32)
+                    parts = [np.concatenate([digits(speaker, d, index), gap]) for d in ds]
+                    pcm = l16_encode(np.concatenate([*parts, np.zeros(8000 * 2, np.float32)]))
+                    return [pcm[j : j + 320] for j in range(0, len(pcm), 320)]
+
+                return frames
+
+            return [say(name.split("/")[0], int(name.split("/")[1])) for name in names]
+
+        claim = _genuine(liveness)
+        warm, warm_names = audios_for(2)
+        asyncio.run(_level(url, 2, warm, answers_for(warm_names), claim))  # warm-up (first-call costs)
         out = []
         for n in levels:
             assert proc.pid is not None
             audios, names = audios_for(n)
             load = os.getloadavg()[0]
             cpu0 = _cpu_s(proc.pid)
-            row = asyncio.run(_level(url, n, audios))
+            row = asyncio.run(_level(url, n, audios, answers_for(names), claim))
             row["server_cpu_s_per_call"] = (_cpu_s(proc.pid) - cpu0) / n
             row["call_audio_s"] = float(np.mean([a.size / 8000 for a, _ in audios]))
             decisions = row.pop("decisions")
@@ -410,6 +459,7 @@ def main() -> None:
         help="seconds of line noise before the caller speaks (the IVR greeting); 0 = speech from the first frame",
     )
     ap.add_argument("--skip-single", action="store_true")
+    ap.add_argument("--liveness", action="store_true", help="the IVR's liveness step on: calls answer a challenge")
     ap.add_argument("--skip-aasist", action="store_true", help="skip the countermeasure cost part")
     ap.add_argument("--antispoof-levels", default="", help="levels run again with antispoof_mode=monitor (e.g. 1,5)")
     ap.add_argument(
@@ -423,6 +473,7 @@ def main() -> None:
     cmd += f" --feed-ms {args.feed_ms} --backend {args.backend}" + (" --skip-single" if args.skip_single else "")
     cmd += f" --antispoof-levels {args.antispoof_levels}" if args.antispoof_levels else ""
     cmd += f" --antispoof {args.antispoof}" if args.antispoof != "enforce" else ""
+    cmd += " --liveness" if args.liveness else ""
     lines = [
         "# Streaming verification benchmark",
         "",
@@ -469,6 +520,7 @@ def main() -> None:
         args.backend,
         args.antispoof,
         greeting_s=args.greeting_s,
+        liveness=args.liveness,
     )
     record["levels"] = rows
     sustained = max(
@@ -486,8 +538,15 @@ def main() -> None:
         f"{args.greeting_s:.1f} s of line noise (the IVR "
         "greeting) before the caller speaks; call starts spread evenly over one call length; audio reaches the "
         f"verifier in {args.feed_ms} ms "
-        "blocks near an evaluation and in blocks of up to 1 s while far from one. Each call claims george and is "
-        "one of six FSDD speakers (george: the genuine caller, ACCEPT expected; the others REJECT). Latency = decision "
+        "blocks near an evaluation and in blocks of up to 1 s while far from one. "
+        f"Each call claims {_genuine(args.liveness)} and is one of six FSDD speakers ({_genuine(args.liveness)}: the"
+        " genuine caller, ACCEPT expected; the others REJECT)"
+        + (
+            "; liveness on: each call answers its digit challenge, decided after 1.2 s of closing silence"
+            if args.liveness
+            else ""
+        )
+        + ". Latency = decision "
         "arrival - sending of the frame at the server's `decided_at_ms`.",
         "",
         "| calls | load 1m | decided | as expected | false accepts | genuine not accepted | replayed | errors "
