@@ -12,12 +12,14 @@ import pytest
 from enrollment.session import Enroller
 from voiceauth.audio.types import Quality
 from voiceauth.errors import ConfigError
+from voiceauth.liveness.store import issue_challenge
 from voiceauth.scoring.base import CosineScorer
 from voiceauth.store.db import create_db_engine
 from voiceauth.store.models import AuditEvent, VerificationAttempt
 from voiceauth.store.repo import Store
 from voiceauth.store.testing import FakeClock, test_keyring
 from voiceauth.verification import (
+    ChallengeAnswer,
     Decision,
     LockoutPolicy,
     SpoofOutcome,
@@ -89,6 +91,19 @@ def test_every_result_state_is_reached(
     reached[replayed.decision] = replayed
     assert replayed.decision == Decision.SPOOF_SUSPECTED
     assert check("alice", voice(alice, rng)) == Decision.ACCEPT
+    with store.transaction() as tx:  # a liveness challenge answered with other digits (voiceauth.liveness)
+        ch = issue_challenge(tx, tx.tenant("acme").id, "alice", n_digits=4, ttl_s=60, actor="t")
+    said = "".join(str((int(d) + 1) % 10) for d in ch.digits)
+    failed = v.verify(
+        "acme",
+        "alice",
+        voice(alice, rng),
+        net_speech_s=4.0,
+        narrowband=True,
+        challenge=ChallengeAnswer(ch.challenge_id, said),
+    )
+    reached[failed.decision] = failed
+    assert failed.decision == Decision.CHALLENGE_FAILED and failed.challenge_result == "wrong-digits"
     assert check("alice", voice(mallory, rng)) == Decision.REJECT
     assert check("alice", voice(alice, rng), speech=2.9) == Decision.NOT_ENOUGH_SPEECH
     assert check("alice", None, speech=0.0) == Decision.NOT_ENOUGH_SPEECH
@@ -110,7 +125,7 @@ def test_every_result_state_is_reached(
     assert set(reached) == set(Decision)
     accept = reached[Decision.ACCEPT]
     assert accept.score is not None and accept.raw_score is not None and accept.threshold == 80.0  # type: ignore[attr-defined]
-    assert store.count_rows(VerificationAttempt) == 16
+    assert store.count_rows(VerificationAttempt) == 17
     assert store.verify_audit_chain().ok
 
 
