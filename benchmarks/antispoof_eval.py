@@ -194,7 +194,7 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=6, help="policies listed per condition (best EER, piper vs all)")
     args = ap.parse_args()
     settings = Settings()
-    threshold = args.threshold if args.threshold is not None else float(settings.antispoof_threshold)
+    threshold = args.threshold if args.threshold is not None else float(settings.antispoof_threshold or 0.0)
     args.work.mkdir(parents=True, exist_ok=True)
     conditions = args.conditions.split(",")
     caches = [args.work / name for name in args.cache.split(",")]

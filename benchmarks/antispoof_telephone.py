@@ -242,7 +242,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     else:
         path = service_path(settings)
         channelled = {name: [path(c) for c in clips] for name, clips in sets.items()}
-        np.savez(served, **{f"{n}/{i}": x for n, xs in channelled.items() for i, x in enumerate(xs)})  # type: ignore[arg-type]
+        np.savez(served, **{f"{n}/{i}": x for n, xs in channelled.items() for i, x in enumerate(xs)})
     cm = create_countermeasure(settings)
     report: dict[str, Any] = {
         "model": cm.name,

@@ -16,9 +16,9 @@ from models.fetch import ensure_model
 from voiceauth.config import Settings
 from voiceauth.store.repo import Store
 
-# AASIST scores every attempt by default (antispoof_mode=monitor: ~1 s CPU per verification here); tests that are
-# not about anti-spoofing run without it, the ones that are pass antispoof_mode explicitly (tests/antispoof,
-# tests/test_*spoof*.py, tests/api/test_spoof.py).
+# The countermeasure is enforced on every attempt by default (antispoof_mode=enforce); tests that are not about
+# anti-spoofing run without it (FakeEngine tests feed arbitrary audio), the ones that are pass antispoof_mode
+# explicitly (tests/antispoof, tests/test_*spoof*.py, tests/api/test_spoof.py).
 os.environ.setdefault("VOICEAUTH_ANTISPOOF_MODE", "off")
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -219,13 +219,13 @@ class Settings(BaseSettings):
 
     # -- anti-spoofing (voiceauth.antispoof) -------------------------------------------------------------
     antispoof_mode: Literal["off", "monitor", "enforce"] = Field(
-        default="monitor",  # TEMP until models/antispoof lands: enforce
+        default="enforce",
         description="The countermeasure on every attempt: enforce = a score at or above the tenant's spoof threshold"
         " is SPOOF_SUSPECTED (a failure toward lockout; the IVR transfers to an agent); monitor = score and audit"
         " only; off = not scored (the replay check still runs unless replay_check is false).",
     )
     antispoof_model: Literal["telephone", "aasist"] = Field(
-        default="aasist",  # TEMP until models/antispoof lands: telephone
+        default="telephone",
         description="telephone = the LFB-LCNN trained for 8 kHz phone speech (models/antispoof, calibrated LLR,"
         " ~1-2 ms CPU per second of speech); aasist = the official AASIST (16 kHz studio audio; flags most phone"
         " callers as spoofs, see benchmarks/results/antispoof.md).",
