@@ -7,20 +7,17 @@ antispoof_telephone.md), so its test is an expected failure until the network ca
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-import websockets
 
 from ivr.service import IvrService
-from tests.ivr.conftest import KEYS, SECURITY_KEY, TELEPHONY_KEY, TENANT, fsdd_digits, make_app, serve
+from tests.ivr.conftest import KEYS, SECURITY_KEY, TELEPHONY_KEY, TENANT, fsdd_digits, l16_call, make_app, serve
 from voiceauth.antispoof.attacks import espeak_available, espeak_synthesize, piper_available, piper_synthesize
 from voiceauth.antispoof.channel import fixed_telephone
-from voiceauth.audio.codecs import l16_encode
 from voiceauth.config import Settings
 from voiceauth.pipeline import Pipeline
 from voiceauth.scoring.shipped import COHORT_DIR
@@ -37,25 +34,7 @@ TEXT = "My account number is four seven one two, and my voice is my password."
 
 
 async def _l16_call(ws_base: str, call_id: str, audio8k: np.ndarray, speaker: str) -> list[dict]:  # type: ignore[type-arg]
-    texts: list[dict] = []  # type: ignore[type-arg]
-    meta = {"content-type": "audio/l16;rate=8000", "call_id": call_id, "speaker_id": speaker}
-    async with websockets.connect(
-        f"{ws_base}/v1/streams/l16", additional_headers={"X-API-KEY": TELEPHONY_KEY}, max_size=None
-    ) as ws:
-        await ws.send(json.dumps(meta))
-        pcm = l16_encode(audio8k)
-        try:
-            for i in range(0, len(pcm), 320):
-                await ws.send(pcm[i : i + 320])
-                if i % (320 * 25) == 0:
-                    await asyncio.sleep(0)
-            await ws.send(json.dumps({"event": "stop"}))
-            async for msg in ws:
-                if isinstance(msg, str):
-                    texts.append(json.loads(msg))
-        except websockets.ConnectionClosed:
-            pass
-    return texts
+    return await l16_call(ws_base, call_id, audio8k, speaker, 8000)
 
 
 @pytest.fixture

@@ -35,6 +35,36 @@ AUDIOHOOK_SECRET = b"audiohook-client-secret-32-bytes"
 FSDD = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fsdd"
 
 
+async def l16_call(ws_base: str, call_id: str, audio: np.ndarray, speaker: str, rate: int = 16000) -> list[dict]:  # type: ignore[type-arg]
+    """Stream mono audio at ``rate`` over L16 in 20 ms frames (faster than real time); the JSON messages sent back."""
+    import json
+
+    import websockets
+
+    from voiceauth.audio.codecs import l16_encode
+
+    texts: list[dict] = []  # type: ignore[type-arg]
+    meta = {"content-type": f"audio/l16;rate={rate}", "call_id": call_id, "speaker_id": speaker}
+    frame = rate // 50 * 2
+    async with websockets.connect(
+        f"{ws_base}/v1/streams/l16", additional_headers={"X-API-KEY": TELEPHONY_KEY}, max_size=None
+    ) as ws:
+        await ws.send(json.dumps(meta))
+        pcm = l16_encode(audio)
+        try:
+            for i in range(0, len(pcm), frame):
+                await ws.send(pcm[i : i + frame])
+                if i % (frame * 25) == 0:
+                    await asyncio.sleep(0)  # let the server's replies in
+            await ws.send(json.dumps({"event": "stop"}))
+            async for msg in ws:
+                if isinstance(msg, str):
+                    texts.append(json.loads(msg))
+        except websockets.ConnectionClosed:
+            pass
+    return texts
+
+
 def fsdd_digits(speaker: str, digits: str, index: int) -> np.ndarray:
     parts = [sf.read(FSDD / f"{d}_{speaker}_{index}.wav", dtype="float32")[0] for d in digits]
     return np.concatenate(parts).astype(np.float32)

@@ -13,8 +13,7 @@ import websockets
 from sqlalchemy import select
 
 from ivr.dtmf import dtmf_tone
-from tests.ivr.conftest import SECURITY_KEY, TELEPHONY_KEY, LiveServer, fsdd_digits
-from voiceauth.audio.codecs import l16_encode
+from tests.ivr.conftest import SECURITY_KEY, TELEPHONY_KEY, LiveServer, fsdd_digits, l16_call
 from voiceauth.audio.resample import resample
 from voiceauth.store.models import VerificationAttempt
 
@@ -23,25 +22,7 @@ pytestmark = pytest.mark.model
 
 async def _l16_call(server: LiveServer, call_id: str, audio16: np.ndarray, speaker: str) -> list[dict]:  # type: ignore[type-arg]
     """Stream 16 kHz audio in 20 ms frames (faster than real time); return the JSON messages the service sent."""
-    texts: list[dict] = []  # type: ignore[type-arg]
-    meta = {"content-type": "audio/l16;rate=16000", "call_id": call_id, "speaker_id": speaker}
-    async with websockets.connect(
-        f"{server.ws}/v1/streams/l16", additional_headers={"X-API-KEY": TELEPHONY_KEY}, max_size=None
-    ) as ws:
-        await ws.send(json.dumps(meta))
-        pcm = l16_encode(audio16)
-        try:
-            for i in range(0, len(pcm), 640):
-                await ws.send(pcm[i : i + 640])
-                if i % (640 * 25) == 0:
-                    await asyncio.sleep(0)  # let the server's replies in
-            await ws.send(json.dumps({"event": "stop"}))
-            async for msg in ws:
-                if isinstance(msg, str):
-                    texts.append(json.loads(msg))
-        except websockets.ConnectionClosed:
-            pass
-    return texts
+    return await l16_call(server.ws, call_id, audio16, speaker, 16000)
 
 
 def _outcome(server: LiveServer, call_id: str) -> dict:  # type: ignore[type-arg]
