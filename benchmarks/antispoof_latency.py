@@ -39,6 +39,7 @@ import numpy.typing as npt
 import soundfile as sf
 import torch
 
+from benchmarks.measure import cpu_summary
 from models.fetch import ensure_model
 from models.registry import AASIST
 from voiceauth.antispoof.countermeasure import Countermeasure
@@ -195,18 +196,6 @@ def stream_cost(calls: int = 12, model: str = "telephone") -> dict[str, Any]:
     return summary
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                flags = Path("/proc/cpuinfo").read_text()
-                extra = [f for f in ("amx_bf16", "avx512_bf16", "avx512_vnni") if f in flags]
-                return line.split(":", 1)[1].strip() + (f" ({', '.join(extra)})" if extra else "")
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def run(repeats: int = 5, threads: int | None = None, calls: int = 12) -> dict[str, Any]:
     """Both parts; writes the results file and prints the tables."""
     if threads:
@@ -215,7 +204,7 @@ def run(repeats: int = 5, threads: int | None = None, calls: int = 12) -> dict[s
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_summary(),
         "load_average": list(os.getloadavg()),
         **window_latency(repeats),
     }

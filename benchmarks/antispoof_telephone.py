@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.measure import cpu_summary
 from voiceauth.antispoof.attacks import SENTENCES, espeak_synthesize, piper_available, piper_synthesize
 from voiceauth.antispoof.channel import fixed_telephone
 from voiceauth.antispoof.corpus import (
@@ -217,16 +217,6 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cpu() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.machine()
-    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "?")
-    flags = [f for f in ("amx_bf16", "avx512_bf16", "avx512_vnni") if f in text]
-    return f"{model} ({', '.join(flags) or 'no AMX/AVX-512 BF16/VNNI'})"
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.time()
     cache = args.cache / f"evalsets-p{args.pieces}-n{args.attacks}.npz"
@@ -246,7 +236,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cm = create_countermeasure(settings)
     report: dict[str, Any] = {
         "model": cm.name,
-        "cpu": _cpu(),
+        "cpu": cpu_summary(),
         "command": "python -m benchmarks.antispoof_telephone" + (" --aasist" if args.aasist else ""),
         "main": metrics_table(score_sets(cm, channelled), cm.threshold),
     }

@@ -24,7 +24,7 @@ from benchmarks.subjects import REFERENCE, Subject
 from voiceauth.embedding.base import FloatArray
 from voiceauth.scoring.metrics import eer
 
-__all__ = ["RssSampler", "accuracy", "accuracy_of", "environment", "latency", "throughput"]
+__all__ = ["RssSampler", "accuracy", "accuracy_of", "cpu_summary", "environment", "latency", "throughput"]
 
 
 def _rss_mb() -> float:
@@ -192,6 +192,13 @@ def accuracy_of(subjects: Sequence[Subject], utts: Sequence[Utterance], name: st
         "trials": {"target": int(same.sum()), "nontarget": int((~same).sum())},
         "backends": per,
     }
+
+
+def cpu_summary() -> str:
+    """The CPU model and its AVX-512/AMX/VNNI extensions in one line, for results files."""
+    env = environment("cpu")
+    isa = [f for f in env["cpu_isa"] if f in ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx_vnni")]
+    return f"{env['cpu']} ({', '.join(isa) or 'no AMX, AVX-512 BF16 or VNNI'})"
 
 
 def environment(device: str) -> dict[str, Any]:
