@@ -42,14 +42,22 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 
+from benchmarks.measure import cpu_summary
 from models.fetch import ensure_model
 from voiceauth.config import Settings
 from voiceauth.embedding.factory import create_engine
 from voiceauth.embedding.reference import load_reference
 from voiceauth.scoring.build import Embedded, embed_cached, embed_pieces, production_tag
 from voiceauth.scoring.candidates import CANDIDATES, make_backend, trial_scores
-from voiceauth.scoring.evalsets import Piece, fsdd_digit_strings, librispeech_pieces, load_librispeech, split_readers
-from voiceauth.scoring.evaluation import evaluate, pair_scores
+from voiceauth.scoring.evalsets import (
+    Piece,
+    crop_pieces,
+    fsdd_digit_strings,
+    librispeech_pieces,
+    load_librispeech,
+    split_readers,
+)
+from voiceauth.scoring.evaluation import cross_trials, evaluate, evaluate_cross, pair_scores
 from voiceauth.scoring.factory import create_scorer
 from voiceauth.scoring.metrics import eer, min_dcf
 from voiceauth.scoring.shipped import load_backend_json
@@ -58,6 +66,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_SETS = ("librispeech-g711-mulaw", "fsdd-digits-g711-alaw", "librispeech-16k")
+DEFAULT_DURATIONS = ("full", "3", "2")
+#: full-length production EERs of the telephone sets before duration-aware scoring (issue 18): not to get worse
+FULL_LENGTH_LIMITS = {"librispeech-g711-mulaw": 0.0150, "fsdd-digits-g711-alaw": 0.0096}
+SHORT_RATIO_LIMIT = 0.8  # production EER <= 0.8 x SpeechBrain + cosine at every crop length
 LS_CHANNEL = {
     "librispeech-16k": "wideband",
     "librispeech-g711-mulaw": "g711_mulaw",
@@ -130,6 +142,24 @@ def operating_point_rates(
     }
 
 
+def rates_at_points(tar: np.ndarray, non: np.ndarray) -> dict[str, dict[str, float]]:
+    """FAR / FRR of calibrated target and non-target scores at the shipped operating points."""
+    from voiceauth.scoring.operating_points import default_operating_points
+
+    return {
+        name: {"threshold": float(thr), "far": float(np.mean(non >= thr)), "frr": float(np.mean(tar < thr))}
+        for name, thr in sorted(default_operating_points().items())
+    }
+
+
+def cross_cosine_eer(enrol: np.ndarray, probe: np.ndarray, speakers: Sequence[str]) -> float:
+    """EER of plain cosine, whole piece i enrolled against the crop of piece j (every ordered pair i != j)."""
+    e = enrol / np.linalg.norm(enrol, axis=1, keepdims=True)
+    p = probe / np.linalg.norm(probe, axis=1, keepdims=True)
+    t, n = cross_trials(e @ p.T, speakers)
+    return eer(t, n)
+
+
 def cosine_metrics(emb: np.ndarray, speakers: Sequence[str]) -> tuple[float, float]:
     x = emb / np.linalg.norm(emb, axis=1, keepdims=True)
     t, n = trial_scores(x @ x.T, speakers)
@@ -158,6 +188,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/acc-cache"), help="Embedding cache folder.")
     ap.add_argument("--no-cache", action="store_true")
     ap.add_argument("--no-ablation", action="store_true")
+    ap.add_argument(
+        "--durations",
+        type=lambda v: [x.strip() for x in v.split(",") if x.strip()],
+        default=list(DEFAULT_DURATIONS),
+        help="Probe lengths for the telephone sets: 'full' and/or seconds cropped from the start of every piece, "
+        "enrolled whole (default full,3,2).",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -197,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         telephone = name != "librispeech-16k"
         row: dict[str, Any] = {
             "set": name,
+            "duration": "full",
+            "median_probe_speech_s": float(np.median(net)),
             "telephone": telephone,
             "files": res["files"],
             "speakers": res["speakers"],
@@ -214,9 +253,39 @@ def main(argv: Sequence[str] | None = None) -> None:
         }
         if not args.no_ablation:
             row["ablation"] = ablation(cohort, cohort_spk, emb, speakers, "g711_mulaw" if telephone else "wideband")
-        rows.append(row)
-        print(json.dumps({k: v for k, v in row.items() if k != "ablation"}), flush=True)
-    tel = [r for r in rows if r["telephone"]]
+        if "full" in args.durations or not telephone:
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items() if k != "ablation"}), flush=True)
+        if not telephone:
+            continue
+        for d in (x for x in args.durations if x != "full"):
+            crops = crop_pieces(pieces, float(d))
+            base_c = embed_cached(crops, ref_embed, cache, "speechbrain-reference")
+            emb_c, _, net_c = embed_cached(crops, prod_embed, cache, prod_tag)
+            b_eer_c = cross_cosine_eer(base[0], base_c[0], speakers)
+            rc = evaluate_cross(scorer, emb, emb_c, speakers, True, net_c.tolist())
+            tar, non = cross_trials(rc["calibrated"], speakers)
+            crow: dict[str, Any] = {
+                "set": name,
+                "duration": f"{float(d):g}s",
+                "median_probe_speech_s": float(np.median(net_c)),
+                "telephone": True,
+                "files": rc["files"],
+                "speakers": rc["speakers"],
+                "target_trials": rc["target_trials"],
+                "nontarget_trials": rc["nontarget_trials"],
+                "baseline_eer": b_eer_c,
+                "engine_cosine_eer": rc["raw_cosine_eer"],
+                "production_eer": rc["eer"],
+                "production_min_dcf": rc["min_dcf"],
+                "relative_eer_change": (rc["eer"] - b_eer_c) / b_eer_c if b_eer_c > 0 else float("nan"),
+                "ratio": rc["eer"] / b_eer_c if b_eer_c > 0 else float("nan"),
+                "operating_points": rates_at_points(tar, non),
+            }
+            rows.append(crow)
+            print(json.dumps(crow), flush=True)
+    tel = [r for r in rows if r["telephone"] and r["duration"] == "full"]
+    short = [r for r in rows if r["duration"] != "full"]
     wide = [r for r in rows if not r["telephone"]]
     mean_change = float(np.mean([r["relative_eer_change"] for r in tel])) if tel else None
     checks = {
@@ -226,6 +295,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         "wideband_within_0.1_points": all(r["production_eer"] <= r["baseline_eer"] + 0.001 for r in wide)
         if wide
         else None,
+        "short_answers_at_most_0.8x_speechbrain": all(r["ratio"] <= SHORT_RATIO_LIMIT for r in short)
+        if short
+        else None,
+        "full_length_no_worse_than_before": all(
+            r["production_eer"] <= FULL_LENGTH_LIMITS[r["set"]] for r in tel if r["set"] in FULL_LENGTH_LIMITS
+        )
+        if tel
+        else None,
+        "high_security_far_at_most_0.1pct_every_duration": all(
+            r["operating_points"]["high_security"]["far"] <= 0.001 for r in rows if r["telephone"]
+        ),
     }
     spec = load_backend_json(settings.scoring_cohort_dir) if settings.scoring_cohort_dir else load_backend_json()
     meta = {
@@ -240,6 +320,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "cache": str(cache) if cache is not None else None,
         "load_average_1m": round(os.getloadavg()[0], 2),
         "fsdd_per_speaker": args.fsdd_per_speaker,
+        "durations": args.durations,
+        "cpu": cpu_summary(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "accuracy.json").write_text(
@@ -264,6 +346,8 @@ def report(rows: list[dict[str, Any]], checks: dict[str, Any], meta: dict[str, A
     lines = [
         "# Accuracy: SpeechBrain reference + plain cosine vs voiceauth production scoring",
         "",
+        f"CPU: {meta.get('cpu', 'unknown')}.",
+        "",
         f"Command: `{meta['command']}` ({meta['seconds']} s with embeddings from the cache `{meta['cache']}`;"
         " a cold run embeds ~2,300 pieces, about 40 min on 2 busy cores; load average"
         f" {meta['load_average_1m']}). EER in %, minDCF at p_target 0.01.",
@@ -277,12 +361,49 @@ def report(rows: list[dict[str, Any]], checks: dict[str, Any], meta: dict[str, A
         "| change | baseline minDCF | production minDCF |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
+    full = [r for r in rows if r["duration"] == "full"]
+    for r in full:
         lines.append(
             f"| {r['set']} | {r['files']} | {r['target_trials']} / {r['nontarget_trials']} | "
             f"{100 * r['baseline_eer']:.2f} | {100 * r['engine_cosine_eer']:.2f} | {100 * r['production_eer']:.2f} | "
             f"{100 * r['relative_eer_change']:+.1f}% | {r['baseline_min_dcf']:.3f} | {r['production_min_dcf']:.3f} |"
         )
+    by_duration = [r for r in rows if r["telephone"]]
+    if any(r["duration"] != "full" for r in by_duration):
+        lines += [
+            "",
+            "## By probe duration (telephone sets)",
+            "",
+            "Probes are the first 2 s / 3 s of every piece (a caller's answer starts where the piece starts), each"
+            " against every other piece enrolled whole (ordered pairs); `full` rows are the table above (unordered"
+            " pairs of whole pieces). Both systems see the same crops: SpeechBrain embeds the whole crop, production"
+            " runs its front end on it. Median probe speech = net speech the VAD found.",
+            "",
+            *_md_table(
+                [
+                    "set",
+                    "probe",
+                    "median probe speech (s)",
+                    "SpeechBrain EER",
+                    "production EER",
+                    "ratio",
+                    "FAR / FRR at high_security",
+                ],
+                [
+                    [
+                        r["set"],
+                        r["duration"],
+                        f"{r['median_probe_speech_s']:.2f}",
+                        f"{100 * r['baseline_eer']:.2f}",
+                        f"{100 * r['production_eer']:.2f}",
+                        f"x{r['production_eer'] / r['baseline_eer']:.2f}" if r["baseline_eer"] > 0 else "-",
+                        f"{100 * r['operating_points']['high_security']['far']:.3f} / "
+                        f"{100 * r['operating_points']['high_security']['frr']:.1f}",
+                    ]
+                    for r in by_duration
+                ],
+            ),
+        ]
     lines += ["", "Checks: " + ", ".join(f"{k} = {v}" for k, v in checks.items()), ""]
     with_points = [r for r in rows if "operating_points" in r]
     if with_points:
@@ -295,7 +416,7 @@ def report(rows: list[dict[str, Any]], checks: dict[str, Any], meta: dict[str, A
             *_md_table(
                 ["set", *(f"{n} ({with_points[0]['operating_points'][n]['threshold']:.1f})" for n in names)],
                 [
-                    [r["set"]]
+                    [r["set"] + ("" if r["duration"] == "full" else f" ({r['duration']})")]
                     + [
                         f"{100 * r['operating_points'][n]['far']:.2f} / {100 * r['operating_points'][n]['frr']:.1f}"
                         for n in names

@@ -113,7 +113,12 @@ class Settings(BaseSettings):
     enroll_consistency_operating_point: str = Field(
         default="convenience", description="Anti-poisoning: threshold vs. enrolled."
     )
-    verify_min_speech_s: float = Field(default=3.0, ge=0, description="Net speech needed for a decision.")
+    verify_min_speech_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="Net speech needed for a decision (and a stream's first evaluation); operating points hold their"
+        " false-accept rate from 2 s of speech (models/cohort/backend.json dev_by_duration).",
+    )
     verify_operating_point: str = Field(default="high_security", description="Threshold name decisions use.")
     adapt_voiceprint: bool = Field(default=False, description="Blend accepted probes into the voiceprint.")
     adapt_weight: float = Field(default=0.1, gt=0, lt=1, description="Weight of one probe in adaptation.")

@@ -103,7 +103,7 @@ def calibrated_pair_scores(
         for flag in (False, True):
             sel = pair_nb == flag
             if np.any(sel):
-                _, _, cal = scorer.score_matrix(tel if flag else x, narrowband=flag)
+                _, _, cal = scorer.score_matrix(tel if flag else x, narrowband=flag, speech_s=speech_s)
                 out[sel] = cal[i[sel], j[sel]]
         return out
     for k in range(i.size):

@@ -71,9 +71,14 @@ class ChannelBackend:
         mu_p, sd_p = cohort_stats(p, cohort, self.top_n)
         return as_norm(s, (mu_e[:, None], sd_e[:, None]), (mu_p[None, :], sd_p[None, :]))
 
-    def calibrated(self, normalized: npt.ArrayLike, raw_cosine: npt.ArrayLike) -> F64:
-        """Calibrated 0-100 score, capped by the raw-cosine guard when the channel has one."""
-        cal: F64 = np.asarray(self.calibration.scale(np.asarray(normalized, dtype=np.float64)), dtype=np.float64)
+    def calibrated(
+        self, normalized: npt.ArrayLike, raw_cosine: npt.ArrayLike, probe_s: npt.ArrayLike | None = None
+    ) -> F64:
+        """Calibrated 0-100 score (with the duration term when ``probe_s``, the probes' net speech, is given),
+        capped by the raw-cosine guard when the channel has one."""
+        cal: F64 = np.asarray(
+            self.calibration.scale(np.asarray(normalized, dtype=np.float64), probe_s), dtype=np.float64
+        )
         if self.guard is None:
             return cal
         capped: F64 = np.minimum(cal, self.guard(raw_cosine))
@@ -94,13 +99,32 @@ class CohortScorer:
         backend = self.backend(narrowband)
         norm = float(backend.normalized_matrix(enrolled, probe)[0, 0])
         raw = cosine(enrolled, probe)
-        return Score(raw_cosine=raw, normalized=norm, calibrated=float(backend.calibrated(norm, raw)))
+        cal = float(backend.calibrated(norm, raw, probe_speech_s))
+        return Score(raw_cosine=raw, normalized=norm, calibrated=cal)
 
-    def score_matrix(self, embeddings: npt.ArrayLike, *, narrowband: bool) -> tuple[F64, F64, F64]:
-        """All-pairs (raw cosine, normalised, calibrated) [n, n] of one set of embeddings (for evaluation)."""
-        x = np.asarray(embeddings, dtype=np.float64)
-        unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    def score_matrix(
+        self, embeddings: npt.ArrayLike, *, narrowband: bool, speech_s: npt.ArrayLike | None = None
+    ) -> tuple[F64, F64, F64]:
+        """All-pairs (raw cosine, normalised, calibrated) [n, n] of one set of embeddings (for evaluation); column
+        j is the probe, so ``speech_s[j]`` (net speech) is its duration for the calibration."""
+        return self.cross_matrix(embeddings, embeddings, narrowband=narrowband, probe_s=speech_s)
+
+    def cross_matrix(
+        self,
+        enrolled: npt.ArrayLike,
+        probes: npt.ArrayLike,
+        *,
+        narrowband: bool,
+        probe_s: npt.ArrayLike | None = None,
+    ) -> tuple[F64, F64, F64]:
+        """(raw cosine, normalised, calibrated) [k, j] of every enrolment row against every probe row, with the
+        probes' net speech ``probe_s`` [j] in the calibration (the same code as :meth:`score`)."""
+        e = np.asarray(enrolled, dtype=np.float64)
+        p = np.asarray(probes, dtype=np.float64)
+        ue = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+        up = p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
         backend = self.backend(narrowband)
-        norm = backend.normalized_matrix(x, x)
-        raw: F64 = unit @ unit.T
-        return raw, norm, backend.calibrated(norm, raw)
+        norm = backend.normalized_matrix(e, p)
+        raw: F64 = ue @ up.T
+        dur = None if probe_s is None else np.broadcast_to(np.asarray(probe_s, dtype=np.float64)[None, :], raw.shape)
+        return raw, norm, backend.calibrated(norm, raw, dur)

@@ -12,6 +12,10 @@
    a margin (``--margin``, relative EER).
 4. Fit the calibration (:mod:`voiceauth.scoring.calibration`) on the chosen back end's 5-fold scores and set
    the operating points from the calibrated non-target scores (:mod:`voiceauth.scoring.operating_points`).
+   Narrowband (callers' short answers): the first 3 s and 2 s of every cohort piece (``--durations``) are
+   embedded too and scored as probes against whole-piece enrolments in the same 5-fold protocol; the calibration's
+   duration term is fitted so the non-target tails of every duration line up, and each operating point is the
+   strictest of its per-duration thresholds (``operating_points_by_duration``, ``dev_by_duration``).
 5. Write ``models/cohort/{cohort.npz, backend.json, MANIFEST.json}``.
 
     .venv/bin/python -m voiceauth.scoring.build --cache /tmp/acc-cache   # cache shared with the benchmark
@@ -23,6 +27,7 @@ import argparse
 import hashlib
 import json
 import logging
+import math
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -33,17 +38,19 @@ import numpy as np
 import numpy.typing as npt
 
 from voiceauth.embedding.base import EmbeddingEngine, FloatArray
-from voiceauth.scoring.calibration import fit_calibration
+from voiceauth.scoring.calibration import Calibration, fit_calibration, fit_duration_term
 from voiceauth.scoring.candidates import (
     CANDIDATES,
     Candidate,
+    CrossTrials,
     choose,
+    cross_fold_trials,
     evaluate_candidate,
     fold_scores,
     fold_trials,
     make_backend,
 )
-from voiceauth.scoring.evalsets import Piece, librispeech_pieces, load_librispeech, split_readers
+from voiceauth.scoring.evalsets import Piece, crop_pieces, librispeech_pieces, load_librispeech, split_readers
 from voiceauth.scoring.metrics import eer, threshold_at_far
 from voiceauth.scoring.normalization import F64
 from voiceauth.scoring.operating_points import TARGET_FAR
@@ -171,12 +178,61 @@ def guarded_dev_eer(cand: Candidate, emb: F64, speakers: Sequence[str]) -> float
     return eer(np.minimum(cal_t, guard(raw_t)), np.minimum(cal_n, guard(raw_n)))
 
 
-def build_channel(name: str, emb: F64, speakers: Sequence[str], margin: float) -> dict[str, Any]:
+def duration_buckets(
+    cand: Candidate,
+    emb: F64,
+    speakers: Sequence[str],
+    full_s: F64,
+    crops: dict[str, tuple[F64, F64]],
+) -> dict[str, CrossTrials]:
+    """Development trials per probe duration: ``full`` = the whole-piece protocol of :func:`fold_trials` (column =
+    probe), and one bucket per crop (whole pieces enrolled, the crop of another piece as probe)."""
+    out: dict[str, CrossTrials] = {}
+    spk = np.asarray(speakers)
+    out["full"] = cross_fold_trials(cand, emb, emb, full_s, spk.tolist())
+    for label, (probe, probe_s) in crops.items():
+        out[label] = cross_fold_trials(cand, emb, probe, probe_s, spk.tolist())
+    return out
+
+
+def duration_report(
+    calib: Calibration, buckets: dict[str, CrossTrials], guard: Any, points: dict[str, float]
+) -> dict[str, Any]:
+    """Per bucket: EER of the guarded calibrated score, median probe speech, FAR / FRR at every operating point."""
+    rep: dict[str, Any] = {}
+    for label, b in buckets.items():
+        cal_t = np.minimum(calib.scale(b.target, b.target_s), guard(b.raw_target))
+        cal_n = np.minimum(calib.scale(b.nontarget, b.nontarget_s), guard(b.raw_nontarget))
+        rep[label] = {
+            "eer": eer(cal_t, cal_n),
+            "normalized_eer": eer(b.target, b.nontarget),
+            "median_probe_speech_s": float(np.median(b.target_s)),
+            "target_trials": int(b.target.size),
+            "nontarget_trials": int(b.nontarget.size),
+            "far": {k: float(np.mean(cal_n >= thr)) for k, thr in points.items()},
+            "frr": {k: float(np.mean(cal_t < thr)) for k, thr in points.items()},
+        }
+    return rep
+
+
+def build_channel(
+    name: str,
+    emb: F64,
+    speakers: Sequence[str],
+    margin: float,
+    full_s: F64 | None = None,
+    crops: dict[str, tuple[F64, F64]] | None = None,
+) -> dict[str, Any]:
     """Choose, calibrate and set the operating points of one channel's back end on the development trials.
 
     Candidates are compared by the EER of the guarded, calibrated score (what decisions use): the raw-cosine
     guard cancels part of some back ends' gain (on this cohort centre+asnorm300's normalised EER was the lowest,
-    its guarded one was not)."""
+    its guarded one was not).
+
+    With ``crops`` (label -> the cohort pieces' crops' embeddings and net speech, e.g. 3 s and 2 s answers) the
+    calibration gets its duration term (:func:`~voiceauth.scoring.calibration.fit_duration_term`) and every
+    operating point is the strictest of its per-duration thresholds, so it holds its false-accept rate on whole
+    pieces and on every crop length of the development trials."""
     results = {c.name: evaluate_candidate(c, emb, speakers) for c in CANDIDATES}
     for c in CANDIDATES:
         results[c.name]["normalized_eer"] = results[c.name]["eer"]
@@ -185,18 +241,34 @@ def build_channel(name: str, emb: F64, speakers: Sequence[str], margin: float) -
     cand = next(c for c in CANDIDATES if c.name == chosen_name)
     t, n = fold_scores(cand, emb, speakers)
     calib = fit_calibration(t, n)
-    cal_non = calib.scale(n)
-    cal_tar = calib.scale(t)
-    points = {k: round(threshold_at_far(cal_non, far), 3) for k, far in TARGET_FAR.items()}
+    buckets: dict[str, CrossTrials] = {}
+    if crops and full_s is not None:
+        buckets = duration_buckets(cand, emb, speakers, full_s, crops)
+        calib = fit_duration_term(
+            calib, [(b.nontarget, b.nontarget_s) for b in buckets.values()], list(TARGET_FAR.values())
+        )
+        by_duration = {
+            label: {k: threshold_at_far(calib.scale(b.nontarget, b.nontarget_s), far) for k, far in TARGET_FAR.items()}
+            for label, b in buckets.items()
+        }
+        # rounded up, so the shipped number never lets through more than the target on any bucket
+        points = {k: math.ceil(1000 * max(by_duration[lb][k] for lb in by_duration)) / 1000 for k in TARGET_FAR}
+        cal_tar = calib.scale(buckets["full"].target, buckets["full"].target_s)
+    else:
+        by_duration = {}
+        cal_non = calib.scale(n)
+        cal_tar = calib.scale(t)
+        points = {k: round(threshold_at_far(cal_non, far), 3) for k, far in TARGET_FAR.items()}
     frr = {k: float(np.mean(cal_tar < thr)) for k, thr in points.items()}
     log.info(
-        "%s: chose %s (5-fold EER %.4f; cosine %.4f)",
+        "%s: chose %s (5-fold EER %.4f; cosine %.4f); duration term c=%.3f",
         name,
         chosen_name,
         results[chosen_name]["eer"],
         results["cosine"]["eer"],
+        calib.c,
     )
-    return {
+    out: dict[str, Any] = {
         "channel": CHANNEL_OF[name],
         "centre": cand.centre,
         "top_n": cand.top_n,
@@ -204,12 +276,17 @@ def build_channel(name: str, emb: F64, speakers: Sequence[str], margin: float) -
         "lda_dim": cand.lda_dim,
         "wccn": cand.wccn,
         "chosen": chosen_name,
-        "calibration": {"a": calib.a, "b": calib.b},
+        "calibration": {"a": calib.a, "b": calib.b, "c": calib.c, "cap_s": calib.cap_s},
         "operating_points": points,
         "operating_points_target_far": TARGET_FAR,
         "operating_points_dev_frr": frr,
         "dev_results": results,
     }
+    if buckets:
+        guard = cosine_guard(emb, speakers, points, TARGET_FAR)
+        out["operating_points_by_duration"] = by_duration
+        out["dev_by_duration"] = duration_report(calib, buckets, guard, points)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -220,6 +297,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--cache", type=Path, default=None, help="Embedding cache folder (shared with the benchmark).")
     ap.add_argument("--max-pieces", type=int, default=None, help="Pieces per cohort reader (default: all).")
     ap.add_argument("--margin", type=float, default=0.05, help="Relative EER gain needed to leave cosine.")
+    ap.add_argument(
+        "--durations",
+        type=lambda v: [float(x) for x in v.split(",") if x],
+        default=[3.0, 2.0],
+        help="Crop lengths (s, comma-separated) of the narrowband duration buckets (default 3,2; '' = none).",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -237,13 +320,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     channels: dict[str, Any] = {}
     for name, channel in CHANNEL_OF.items():
         pieces = librispeech_pieces(files, cohort_readers, channel, max_pieces=args.max_pieces)
-        emb, _, _ = embed_cached(pieces, lambda p: embed_pieces(engine, p, frontend), args.cache, tag)
+        emb, _, full_s = embed_cached(pieces, lambda p: embed_pieces(engine, p, frontend), args.cache, tag)
         spk = [p.speaker for p in pieces]
+        crops: dict[str, tuple[F64, F64]] = {}
+        if name == "narrowband":  # callers' short answers: the first seconds of every piece as probes
+            for sec in args.durations:
+                cropped = crop_pieces(pieces, sec)
+                c_emb, _, c_s = embed_cached(cropped, lambda p: embed_pieces(engine, p, frontend), args.cache, tag)
+                crops[f"{sec:g}s"] = (c_emb, c_s)
         if set(spk) & set(eval_readers):
             raise RuntimeError("an evaluation reader leaked into the cohort")  # cannot happen: split is disjoint
         arrays[name] = emb.astype(np.float32)
         arrays[f"{name}_readers"] = np.array(spk)
-        channels[name] = build_channel(name, emb, spk, args.margin)
+        channels[name] = build_channel(name, emb, spk, args.margin, full_s=full_s, crops=crops)
         if channels[name]["projection"]:
             cand = next(c for c in CANDIDATES if c.name == channels[name]["chosen"])
             projection = make_backend(name, cand, emb, spk).preprocessor.projection
@@ -257,6 +346,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "evaluation_readers_excluded": eval_readers,
         "pieces": f"each utterance cut into floor(len/3 s) equal pieces (3-6 s); {pieces_note} kept",
         "pieces_per_channel": {name: int(arrays[name].shape[0]) for name in CHANNEL_OF},
+        "duration_buckets": "narrowband: whole pieces, and the first "
+        + ", ".join(f"{d:g} s" for d in args.durations)
+        + " of every piece as probes against whole-piece enrolments (voiceauth.scoring.evalsets.crop_pieces)",
         "channels": CHANNEL_OF,
         "g711": "16 kHz -> 8 kHz (torchaudio sinc) -> G.711 encode -> decode (voiceauth.audio.codecs)",
         "front_end": f"voiceauth.audio.frontend.FrontEnd (Silero VAD speech with {settings.embed_edge_ms} ms edges,"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,6 +33,8 @@ __all__ = [
     "trial_scores",
     "fold_scores",
     "fold_trials",
+    "CrossTrials",
+    "cross_fold_trials",
 ]
 
 
@@ -155,3 +158,48 @@ def choose(results: dict[str, dict[str, float]], margin: float, min_target_trial
     if results[best]["eer"] > (1.0 - margin) * results["cosine"]["eer"]:
         return "cosine"
     return best
+
+
+class CrossTrials(NamedTuple):
+    """Development trials of whole-piece enrolments against cropped probes (see :func:`cross_fold_trials`)."""
+
+    target: F64  # normalised scores
+    nontarget: F64
+    raw_target: F64  # raw cosines
+    raw_nontarget: F64
+    target_s: F64  # the probes' net speech
+    nontarget_s: F64
+
+
+def cross_fold_trials(
+    cand: Candidate,
+    enrol: F64,
+    probe: F64,
+    probe_s: F64,
+    speakers: Sequence[str],
+    folds: int = FOLDS,
+) -> CrossTrials:
+    """The development protocol of :func:`fold_trials` for short answers: piece i enrolled whole (``enrol[i]``)
+    against the crop of piece j (``probe[j]``, net speech ``probe_s[j]``), every ordered pair i != j, scored by a
+    back end trained on the whole pieces of the other folds' readers."""
+    spk = np.asarray(speakers)
+    readers = sorted(set(spk.tolist()))
+    fold_of = {r: i % folds for i, r in enumerate(readers)}
+    fold = np.array([fold_of[s] for s in spk.tolist()])
+    ue, up = l2_normalize(enrol), l2_normalize(probe)
+    dur = np.asarray(probe_s, dtype=np.float64)
+    parts: list[list[F64]] = [[], [], [], [], [], []]
+    for a in range(folds):
+        for b in range(a, folds):
+            train = (fold != a) & (fold != b)
+            backend = make_backend("dev", cand, enrol[train], spk[train].tolist())
+            for x, y in ((a, b), (b, a)) if a != b else ((a, a),):
+                ix, iy = np.flatnonzero(fold == x), np.flatnonzero(fold == y)
+                m = backend.normalized_matrix(enrol[ix], probe[iy])
+                r = ue[ix] @ up[iy].T
+                same = spk[ix][:, None] == spk[iy][None, :]
+                keep = ix[:, None] != iy[None, :]
+                d = np.broadcast_to(dur[iy][None, :], m.shape)
+                for k, (arr, sel) in enumerate(((m, same), (m, ~same), (r, same), (r, ~same), (d, same), (d, ~same))):
+                    parts[k].append(arr[sel & keep])
+    return CrossTrials(*(np.concatenate(p) for p in parts))

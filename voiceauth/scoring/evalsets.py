@@ -28,6 +28,7 @@ from voiceauth.errors import ConfigError
 __all__ = [
     "Channel",
     "Piece",
+    "crop_pieces",
     "cut_pieces",
     "fsdd_digit_strings",
     "librispeech_pieces",
@@ -89,6 +90,18 @@ def cut_pieces(samples: FloatArray, sample_rate: int, min_s: float = 3.0, max_s:
         return []
     step = samples.size // n
     return [np.ascontiguousarray(samples[i * step : (i + 1) * step]) for i in range(n)]
+
+
+def crop_pieces(pieces: Sequence[Piece], seconds: float) -> list[Piece]:
+    """The first ``seconds`` of every piece (a caller's short answer starts where the piece starts); pieces that
+    are not longer stay whole. Keys get a ``-c<seconds>`` suffix, so crops and whole pieces never share a key."""
+    if seconds <= 0:
+        raise ConfigError(f"crop length {seconds} s: need a positive number of seconds")
+    out: list[Piece] = []
+    for p in pieces:
+        n = int(round(seconds * p.sample_rate))
+        out.append(Piece(f"{p.key}-c{seconds:g}", p.speaker, np.ascontiguousarray(p.samples[:n]), p.sample_rate))
+    return out
 
 
 def _g711_roundtrip(y: FloatArray, channel: str) -> FloatArray:

@@ -23,7 +23,7 @@ from voiceauth.scoring.base import Scorer
 from voiceauth.scoring.metrics import MetricsError, eer, min_dcf
 from voiceauth.scoring.normalization import F64
 
-__all__ = ["evaluate", "pair_scores"]
+__all__ = ["cross_scores", "cross_trials", "evaluate", "evaluate_cross", "pair_scores"]
 
 
 def pair_scores(
@@ -59,7 +59,7 @@ def pair_scores(
             sel = pair_nb == flag
             if not np.any(sel):
                 continue
-            r, m, c = scorer.score_matrix(tel if flag else x, narrowband=flag)
+            r, m, c = scorer.score_matrix(tel if flag else x, narrowband=flag, speech_s=speech_s)
             raw[sel] = r[iu[sel], ju[sel]]
             norm[sel] = m[iu[sel], ju[sel]]
             cal[sel] = c[iu[sel], ju[sel]]
@@ -113,4 +113,73 @@ def evaluate(
         "normalized_min_dcf": min_dcf(norm[same], norm[~same], p_target=0.01),
         "raw_cosine_eer": eer(raw[same], raw[~same]),
         "raw_cosine_min_dcf": min_dcf(raw[same], raw[~same], p_target=0.01),
+    }
+
+
+def cross_scores(
+    scorer: Scorer,
+    enrolled: npt.ArrayLike,
+    probes: npt.ArrayLike,
+    narrowband: bool,
+    probe_s: Sequence[float],
+) -> tuple[F64, F64, F64]:
+    """(raw cosine, normalised, calibrated) [n, n]: enrolment ``enrolled[i]`` against probe ``probes[j]`` (for
+    evaluation by duration: whole pieces enrolled, crops of the same pieces as probes; one channel)."""
+    e = np.asarray(enrolled, dtype=np.float64)
+    p = np.asarray(probes, dtype=np.float64)
+    if isinstance(scorer, CohortScorer):
+        return scorer.cross_matrix(e, p, narrowband=narrowband, probe_s=np.asarray(probe_s, dtype=np.float64))
+    shape = (e.shape[0], p.shape[0])
+    raw, norm, cal = np.empty(shape), np.empty(shape), np.empty(shape)
+    for i in range(shape[0]):
+        for j in range(shape[1]):
+            s = scorer.score(
+                e[i].astype(np.float32),
+                p[j].astype(np.float32),
+                narrowband=narrowband,
+                probe_speech_s=float(probe_s[j]),
+            )
+            raw[i, j], norm[i, j], cal[i, j] = s.raw_cosine, s.normalized, s.calibrated
+    return raw, norm, cal
+
+
+def cross_trials(matrix: npt.ArrayLike, speakers: Sequence[str]) -> tuple[F64, F64]:
+    """Target / non-target values of an [n, n] enrolment x probe matrix of the same n pieces: every ordered pair
+    i != j (a piece is never its own probe)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    spk = np.asarray(speakers)
+    same = spk[:, None] == spk[None, :]
+    off = ~np.eye(spk.size, dtype=bool)
+    return m[off & same], m[off & ~same]
+
+
+def evaluate_cross(
+    scorer: Scorer,
+    enrolled: npt.ArrayLike,
+    probes: npt.ArrayLike,
+    speakers: Sequence[str],
+    narrowband: bool,
+    probe_s: Sequence[float],
+) -> dict[str, Any]:
+    """As :func:`evaluate`, for whole-piece enrolments against (cropped) probes: every ordered pair i != j."""
+    spk = np.asarray(speakers)
+    if spk.size < 2:
+        raise MetricsError(f"need at least two files to make a trial, got {spk.size}")
+    raw, norm, cal = cross_scores(scorer, enrolled, probes, narrowband, probe_s)
+    t, n = cross_trials(cal, speakers)
+    if t.size == 0 or n.size == 0:
+        raise MetricsError(f"need both target and non-target trials, got {t.size} and {n.size}")
+    nt, nn = cross_trials(norm, speakers)
+    rt, rn = cross_trials(raw, speakers)
+    return {
+        "eer": eer(t, n),
+        "min_dcf": min_dcf(t, n, p_target=0.01),
+        "target_trials": int(t.size),
+        "nontarget_trials": int(n.size),
+        "files": int(spk.size),
+        "speakers": int(np.unique(spk).size),
+        "normalized_eer": eer(nt, nn),
+        "raw_cosine_eer": eer(rt, rn),
+        "raw_cosine_min_dcf": min_dcf(rt, rn, p_target=0.01),
+        "calibrated": cal,
     }
