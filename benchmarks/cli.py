@@ -29,6 +29,7 @@ import typer
 from benchmarks.data import RATE, SpeechSource, librispeech_g711
 from benchmarks.measure import accuracy, accuracy_of, environment, latency, throughput
 from benchmarks.report import markdown, write_results
+from benchmarks.roofline import cpu_info, frames_of, machine_peaks, roofline
 from benchmarks.subjects import REFERENCE, Subject, build_subject, production_name, subject_names
 
 __all__ = ["app"]
@@ -92,6 +93,10 @@ def latency_cmd(
     per_len = {f"{s:g}s": latency(subjects, source, s, reps) for s in lengths}
     first = per_len[f"{lengths[0]:g}s"]
     cos = _cosine_min(subjects, source, lengths[0], first)
+    # the machine's GEMM peaks, measured in this run on the same threads (CPU only: a GPU has its own roofline)
+    peaks = machine_peaks(quick) if dev == "cpu" else None
+    frames = frames_of(round(lengths[0] * 16000))
+    roof = {n: roofline(n, frames, r["p50_ms"], peaks["gflops"]) for n, r in first.items()} if peaks else {}
     doc = {
         "seconds": lengths[0],
         "device": dev,
@@ -106,20 +111,39 @@ def latency_cmd(
                 "cosine_min": round(cos[n], 6),
                 "cpu_p50_ms": r["cpu_p50_ms"],
                 "cpu_speedup": r["cpu_speedup"],
+                **(
+                    {"roofline_fraction": roof[n]["roofline_fraction"], "roofline": roof[n]}
+                    if n in roof
+                    else {"roofline_fraction": None}
+                ),
             }
             for n, r in first.items()
             if n != REFERENCE
         },
+        "cpu": cpu_info(),
+        "peaks": peaks,
+        "reference_roofline": roof.get(REFERENCE),
     }
     if len(lengths) > 1:
         doc["by_length"] = per_len
     if as_json:
         typer.echo(json.dumps(doc))
         return
+    if peaks:
+        gf = peaks["gflops"]
+        typer.echo(f"{doc['cpu']['model']} ({', '.join(doc['cpu']['flags'])}), {peaks['threads']} threads")
+        typer.echo("GEMM peaks (GFLOP/s): " + ", ".join(f"{p} {v:.0f}" for p, v in gf.items()))
     for length, per in per_len.items():
         typer.echo(f"{length}:")
         for n, r in per.items():
-            typer.echo(f"  {n:18s} p50 {r['p50_ms']:9.1f} ms  p99 {r['p99_ms']:9.1f} ms  x{r['speedup']:.2f}")
+            line = f"  {n:18s} p50 {r['p50_ms']:9.1f} ms  p99 {r['p99_ms']:9.1f} ms  x{r['speedup']:.2f}"
+            if length == f"{lengths[0]:g}s" and n in roof:
+                q = roof[n]
+                line += (
+                    f"  {q['gflops']:6.1f} GFLOP/s ({q['precision']} {q['peak_fraction']:.0%} of its peak)"
+                    f"  roofline {q['roofline_fraction']:.0%} (bound {q['bound_ms']:.1f} ms)"
+                )
+            typer.echo(line)
 
 
 @app.command("throughput")
@@ -137,17 +161,30 @@ def throughput_cmd(
     sizes = [int(b) for b in batches.split(",") if b.strip()]
     # a fresh (seeded) source per round: every round embeds the same utterances
     rounds = [throughput(subjects, SpeechSource(), sizes, low_s, high_s) for _ in range(repeats)]
+    peaks = machine_peaks() if dev == "cpu" else None
+    pool = SpeechSource().mixed(max(sizes), low_s, high_s)  # the utterances every round embedded
     median: dict[str, list[dict[str, Any]]] = {}
     for name in rounds[0]:
         median[name] = []
         for i in range(len(rounds[0][name])):
             runs = sorted((r[name][i] for r in rounds), key=lambda r: r["cpu_s"])
-            median[name].append({**runs[len(runs) // 2], "rounds": len(runs)})
+            row = {**runs[len(runs) // 2], "rounds": len(runs)}
+            if peaks:
+                frames = [frames_of(w.size * 16000 // RATE) for w in pool[: row["batch"]]]
+                q = roofline(name, frames, row["wall_s"] * 1e3, peaks["gflops"])
+                row |= {
+                    "gflops": q["gflops"],
+                    "roofline_fraction": q["roofline_fraction"],
+                    "bound_s": q["bound_ms"] / 1e3,
+                }
+            median[name].append(row)
     doc = {
         "device": dev,
         "threads": torch.get_num_threads(),
         "lengths_s": [low_s, high_s],
         "load_avg_1m": round(os.getloadavg()[0], 2),
+        "cpu": cpu_info(),
+        "peaks": peaks,
         "throughput": median,
     }
     typer.echo(json.dumps(doc))
@@ -225,6 +262,14 @@ def all_cmd(
         "accuracy_telephone": _telephone_accuracy(native, readers=12 if quick else 126),
         "streaming": None,
     }
+    if dev == "cpu":  # each backend's 3 s latency against this machine's GEMM peaks (benchmarks.roofline)
+        peaks = machine_peaks(quick)
+        frames = frames_of(3 * 16000)
+        result["roofline"] = {
+            "peaks": peaks,
+            "cpu": cpu_info(),
+            "3s": {n: roofline(n, frames, r["p50_ms"], peaks["gflops"]) for n, r in result["latency"]["3s"].items()},
+        }
     result["environment"] = environment(dev)
     result["wall_s"] = round(time.perf_counter() - t0, 1)
     paths = write_results(result, out, stem or ("embedding-" + dev + ("-quick" if quick else "")))

@@ -34,6 +34,11 @@ def test_latency_json_has_the_fields_the_issue_specifies(model_dir: Path, fsdd_d
     r = doc["backends"]["fused-int8"]
     assert {"p50_ms", "p99_ms", "speedup", "cosine_min"} <= set(r)
     assert r["cosine_min"] >= 0.999  # the accuracy guard holds on real speech
+    # the roofline: this run's GEMM peaks and each backend's fraction of the bound of its precision plan
+    assert doc["cpu"]["model"] and isinstance(doc["cpu"]["flags"], list)
+    assert doc["peaks"]["gflops"]["fp32"] > 0 and doc["peaks"]["threads"] == doc["threads"]
+    assert r["roofline_fraction"] > 0 and r["roofline"]["precision"] == "int8"
+    assert r["roofline"]["gflop"] == pytest.approx(3.6, abs=0.1)  # ECAPA's GEMMs for 1 s (101 frames)
 
 
 def test_quick_suite_writes_json_markdown_and_plots(
@@ -53,6 +58,7 @@ def test_quick_suite_writes_json_markdown_and_plots(
     assert tel["backends"]["fused-int8"]["cosine_min"] >= 0.999
     assert all(r["audio_s_per_cpu_s"] > 0 for r in doc["throughput"]["fused-int8"])
     assert doc["environment"]["versions"]["torch"]
+    assert doc["roofline"]["3s"]["fused-int8"]["roofline_fraction"] > 0
     assert "| fused-int8 |" in (tmp_path / "embedding-cpu-quick.md").read_text()
     for png in ("embedding-cpu-quick_latency.png", "embedding-cpu-quick_throughput.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
