@@ -150,13 +150,15 @@ def precision_plan(subject: str, layers: Mapping[str, float]) -> dict[str, str]:
     per_utt = {"att_ctx", "fc"} | {f"blocks.{b}.se" for b in range(3)}
     if mode.endswith("bf16") or mode.endswith("fp16"):
         base = "bf16" if mode.endswith("bf16") else "fp16"
-        return {n: ("fp32" if n in per_utt and family != "speechbrain" else base) for n in layers}
+        return {n: ("fp32" if n in per_utt and family == "fused" else base) for n in layers}
     if "int8" not in mode:
         return dict.fromkeys(layers, "fp32")
     if mode == "int8-v1":
         big = {f"blocks.{b}.tdnn{i}" for b in range(3) for i in (1, 2)} - {"blocks.0.tdnn1"} | {"mfa"}
         return {n: "int8" if n in big else "fp32" for n in layers}
     bf16 = set(BF16_LAYERS) if family == "fused" and cpu_has_bf16() else set()
+    if family == "openvino" and cpu_has_bf16():  # OpenVINO's bf16 inference precision: every non-int8 layer
+        return {n: "bf16" if n in per_utt or n in FP32_LAYERS else "int8" for n in layers}
     plan: dict[str, str] = {}
     for n in layers:
         if n in per_utt:

@@ -20,6 +20,7 @@ from voiceauth.embedding.backends import FusedEngine, resolve_backend
 from voiceauth.embedding.backends.fused import FusedEcapa
 from voiceauth.embedding.backends.int8 import quantize_model
 from voiceauth.embedding.backends.onnx import onnxruntime_available
+from voiceauth.embedding.backends.openvino import openvino_available
 from voiceauth.embedding.base import EmbeddingEngine, FloatArray
 from voiceauth.embedding.ecapa import EcapaEngine
 from voiceauth.embedding.precision import cpu_has_bf16
@@ -48,13 +49,26 @@ def subject_names(device: str, quick: bool = False) -> list[str]:
     names = ["speechbrain-fp32", "fused-fp32", "fused-int8"]
     if cpu_has_bf16() or not quick:  # bf16 without AMX / AVX512-BF16 is emulated: slower, shown once for the record
         names += ["speechbrain-bf16", "fused-bf16"]
-    if onnxruntime_available() and (not quick or production_name(device) == "onnx-int8"):
+    production = production_name(device)
+    if onnxruntime_available() and (not quick or production == "onnx-int8"):
         names.append("onnx-int8")  # --quick measures it only where it is the production backend
+    if openvino_available():
+        names += [n for n in ("openvino-int8", "openvino-bf16") if not quick or production == n]
+    if not cpu_has_bf16():
+        names = [n for n in names if n != "openvino-bf16"]
     return [REFERENCE, *names]
 
 
 def production_name(device: str) -> str:
-    """The subject that ``create_engine(Settings())`` builds on this machine (backend ``auto``)."""
+    """The subject that ``create_engine(Settings())`` builds on this machine (backend ``auto``): the calibration
+    stored for this machine and thread count (:mod:`voiceauth.embedding.autoselect`), else the static rule."""
+    if device == "cpu":
+        from voiceauth.config import Settings
+        from voiceauth.embedding.factory import describe_selection
+
+        measured = describe_selection(Settings(num_threads=torch.get_num_threads())).get("backend")
+        if isinstance(measured, str):
+            return measured
     backend = resolve_backend("auto", device)
     if backend in ("fused-int8", "onnx-int8"):
         return backend
@@ -110,6 +124,15 @@ def build_subject(name: str, model_dir: Path, device: str) -> Subject:
 
         engine = OnnxEngine(model_dir, mode="int8", device=device, verify=False)
         desc = "OnnxEngine: fused-int8's layer plan in ONNX Runtime (dynamic int8 MatMuls, per-frame scaled)"
+    elif family == "openvino":
+        from voiceauth.embedding.backends.openvino import OpenVinoEngine
+
+        engine = OpenVinoEngine(model_dir, mode=mode, device=device, verify=False)
+        desc = {
+            "int8": "OpenVinoEngine: fused-int8's int8 layers (int8 weights per channel, activations per frame and "
+            "128-channel group), the rest bf16 where native",
+            "bf16": "OpenVinoEngine: every layer in OpenVINO's bf16",
+        }.get(mode, f"OpenVinoEngine {mode}")
     elif name == "fused-int8-v1":
         engine = _int8_v1(model_dir, device)
         desc = "fused-int8 as first shipped: int8 only for the SE blocks' 1x1 layers (not the first) and the MFA layer"

@@ -43,9 +43,16 @@ class Settings(BaseSettings):
     precision: Precision = "auto"
     device: Device = "auto"
     num_threads: int | None = Field(default=None, ge=1, description="torch intra-op threads; None = torch's.")
-    backend: Literal["auto", "speechbrain", "fused", "fused-int8", "onnx-int8"] = Field(
-        default="auto",
-        description="Embedding backend (voiceauth.embedding.backends); auto = fastest that holds accuracy here.",
+    backend: Literal["auto", "speechbrain", "fused", "fused-int8", "onnx-int8", "openvino-int8", "openvino-bf16"] = (
+        Field(
+            default="auto",
+            description="Embedding backend (voiceauth.embedding.backends); auto = fastest that holds accuracy here.",
+        )
+    )
+    backend_calibration: bool = Field(
+        default=True,
+        description="backend auto on a CPU: measure the candidate backends at the first start on this machine "
+        "(cached; voiceauth.embedding.autoselect); false = the static rule.",
     )
     telephone_adapter: bool = Field(
         default=True,

@@ -30,7 +30,14 @@ def test_latency_json_has_the_fields_the_issue_specifies(model_dir: Path, fsdd_d
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output.strip().splitlines()[-1])
     assert doc["reference_p50_ms"] > 0
-    assert doc["production_backend"] in ("fused-int8", "onnx-int8", "fused-fp32", "fused-bf16")
+    assert doc["production_backend"] in (
+        "fused-int8",
+        "onnx-int8",
+        "fused-fp32",
+        "fused-bf16",
+        "openvino-int8",
+        "openvino-bf16",
+    )
     r = doc["backends"]["fused-int8"]
     assert {"p50_ms", "p99_ms", "speedup", "cosine_min"} <= set(r)
     assert r["cosine_min"] >= 0.999  # the accuracy guard holds on real speech

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 __all__ = ["ApiMetrics"]
 
@@ -48,6 +52,25 @@ class ApiMetrics:
         self.auth_failures = Counter("voiceauth_auth_failures", "Refused API keys.", ["reason"], registry=r)
         self.rate_limited = Counter("voiceauth_rate_limited", "Requests refused by the per-key rate limit.", registry=r)
         self.model_loaded = Gauge("voiceauth_model_loaded", "1 when the speaker model is loaded.", registry=r)
+        r.register(_EmbeddingBackendCollector())
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _EmbeddingBackendCollector(Collector):
+    """``voiceauth_embedding_backend_info{backend, method, reason}`` = 1: the embedding backend this process
+    built last and why (``method``: measured / cached calibration, or static); nothing before one is built."""
+
+    def collect(self) -> Iterator[Metric]:
+        from voiceauth.embedding.autoselect import current_selection
+
+        family = GaugeMetricFamily(
+            "voiceauth_embedding_backend_info",
+            "The embedding backend in use (1) and why: measured or cached calibration of auto, or static.",
+            labels=["backend", "method", "reason"],
+        )
+        sel = current_selection()
+        if sel is not None:
+            family.add_metric([sel.backend, sel.method, sel.reason[:300]], 1.0)
+        yield family

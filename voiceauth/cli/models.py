@@ -76,6 +76,10 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> N
     manifest = read_manifest(path) or {}
     data = {"model": ECAPA.name, "model_dir": str(path), "present": path.is_dir(), **manifest}
     data["countermeasure"] = _countermeasure_info(settings)
+    from voiceauth.embedding.factory import describe_selection
+
+    # which embedding backend the service runs and why (backend auto: the stored calibration of this machine)
+    data["embedding_backend"] = describe_selection(settings)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
     else:

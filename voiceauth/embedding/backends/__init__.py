@@ -6,6 +6,10 @@
 ``fused-int8``     :class:`FusedEngine` with int8 GEMMs (FBGEMM, AVX512-VNNI) (CPU)
 ``onnx-int8``      :class:`~voiceauth.embedding.backends.onnx.OnnxEngine`: the same int8 plan in ONNX Runtime (CPU;
                    optional packages ``voiceauth[onnx]``; the fastest where OpenMP threads sleep, see ``auto``)
+``openvino-int8``  :class:`~voiceauth.embedding.backends.openvino.OpenVinoEngine`: fused-int8's int8 layers in OpenVINO
+                   (int8 per-channel weights, activations quantised per frame and channel group), the rest bf16
+                   where native (CPU; optional packages ``voiceauth[openvino]``)
+``openvino-bf16``  the same engine, every layer in bf16 (CPUs with AMX or AVX512-BF16)
 ``auto``           the production choice for the device (see :func:`resolve_backend`)
 =================  =====================================================================================
 
@@ -26,7 +30,7 @@ from voiceauth.errors import ConfigError
 
 __all__ = ["BACKENDS", "FusedEngine", "create_backend", "resolve_backend"]
 
-BACKENDS = ("auto", "speechbrain", "fused", "fused-int8", "onnx-int8")
+BACKENDS = ("auto", "speechbrain", "fused", "fused-int8", "onnx-int8", "openvino-int8", "openvino-bf16")
 
 
 def resolve_backend(name: str, device: str) -> str:
@@ -79,6 +83,13 @@ def create_backend(
     }
     if backend == "speechbrain":
         return EcapaEngine(model_dir, precision=precision, **common)
+    if backend.startswith("openvino-"):
+        mode = backend.removeprefix("openvino-")
+        if precision not in ("auto", mode):
+            raise ConfigError(f"backend {backend!r} runs in {mode}; precision {precision!r} does not apply")
+        from voiceauth.embedding.backends.openvino import OpenVinoEngine  # optional dependency: imported on use
+
+        return OpenVinoEngine(model_dir, mode=mode, **common)
     if backend in ("onnx-int8", "fused-int8"):
         if precision not in ("auto", "int8"):
             raise ConfigError(f"backend {backend!r} runs in int8; precision {precision!r} does not apply")
