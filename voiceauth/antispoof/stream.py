@@ -4,7 +4,7 @@ A call's speech span (the streaming front end's 16 kHz audio from the first spee
 scores VAD-concatenated speech as spoof-like) is cut into ~4 s windows as it arrives: window
 ``i`` starts ``i * hop`` samples into the speech and is submitted as soon as it is complete, up to ``max_windows``
 per call (``Settings.antispoof_stream_windows``), so the CPU a call costs is bounded (~12 GFLOP per window). If the
-voice decision comes before the first window is complete (a stream may decide at 3 s of speech), the speech so far
+voice decision comes before the first window is complete (a stream may decide at 2 s of speech), the speech so far
 is tiled to one window at that moment. :class:`WindowBatcher` scores the windows of all calls on one worker thread,
 several in one forward pass when they queue up.
 
