@@ -155,5 +155,5 @@ def test_each_band_is_embedded_by_its_own_network_whoever_is_claimed(tmp_path: P
     assert engine.flags == [True, False, True]
     pipe.verify("acme", "reader", make_utterance(x, 16000, wide=True))
     pipe.verify("acme", "nobody", make_utterance(x, 16000, wide=True))  # unknown speaker: the same work
-    pipe.verify("acme", "reader", make_utterance(x[: 16000 * 2], 16000, wide=True))  # too short: not embedded
+    pipe.verify("acme", "reader", make_utterance(x[: 16000 * 3 // 2], 16000, wide=True))  # too short: not embedded
     assert engine.flags == [True, False, True, True, False, True, False]
