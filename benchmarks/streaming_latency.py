@@ -17,7 +17,11 @@ the largest N whose p99 stays within 300 ms with every call decided.
 ``--liveness``: the server runs the IVR's liveness step (``ivr_liveness=challenge``); each call waits for its
 challenge and says the digits asked from new FSDD recordings of its speaker (lucas is the enrolled, genuine
 caller: the recogniser hears him best, benchmarks/results/digits.md); the decision comes after the answer's
-closing silence. Without it the server runs the passive flow.
+closing silence. ``--answer after-prompt`` (the default) is a real call: the caller's line carries line noise from
+the first frame, as a telephony stream does, and the caller answers once the IVR's prompts (greeting, instruction,
+the digits; the outbound audio the server sent) have played, plus 0.3 s; ``--answer barge-in`` answers as soon as
+the challenge event arrives (the cheapest call, the hardest load). Without ``--liveness`` the server runs the
+passive flow.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ FSDD = ROOT.parent / "shared" / "data" / "fsdd"
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 STRINGS = ("3141592653", "2718281828", "1618033988", "1414213562")
 TENANT = "bench"
+_NOISE = np.random.default_rng(11).normal(0.0, 1e-3, 160).astype(np.float32)  # -60 dBFS line noise, 20 ms
+_NOISE_FRAMES = 3000  # 60 s of open line at most before a call's answer
 KEY = "bench-telephony-key"
 
 
@@ -223,11 +229,26 @@ class _Call:
     """One simulated L16 call: frames pre-encoded, sent by the shared ticker, decisions read by its own task."""
 
     def __init__(
-        self, i: int, frames: list[bytes], genuine: bool, start_at: float, answer: Any = None, claim: str = "george"
+        self,
+        i: int,
+        frames: list[bytes],
+        genuine: bool,
+        start_at: float,
+        answer: Any = None,
+        claim: str = "george",
+        after_prompt: bool = False,
     ) -> None:
         self.i, self.frames, self.genuine, self.start_at = i, frames, genuine, start_at
         self.answer = answer  # liveness: digits -> frames of the caller saying them (frames come with the challenge)
         self.claim = claim
+        self.after_prompt = after_prompt  # liveness: line noise until the prompts have played, then the answer
+        self.prompt_bytes = 0  # outbound audio received (L16 8 kHz: 16000 bytes a second)
+        self.digits: str | None = None  # the challenge, once it arrived
+        self.answering = False
+        if answer is not None and after_prompt:
+            from voiceauth.audio.codecs import l16_encode
+
+            self.frames = [l16_encode(_NOISE)] * _NOISE_FRAMES  # the open line while the IVR speaks
         self.ws: Any = None
         self.sent = 0
         self.sent_at: list[float] = []
@@ -253,11 +274,15 @@ class _Call:
     async def read(self) -> None:
         try:
             async for msg in self.ws:
+                if isinstance(msg, bytes):
+                    self.prompt_bytes += len(msg)
                 if isinstance(msg, str):
                     m = json.loads(msg)
-                    if m.get("event") == "challenge" and self.answer is not None and not self.frames:
-                        self.frames = self.answer(m["digits"])
-                        self.start_at = time.perf_counter()
+                    if m.get("event") == "challenge" and self.answer is not None and self.digits is None:
+                        self.digits = m["digits"]
+                        if not self.after_prompt:  # barge-in: the answer starts now, the call's first frame
+                            self.frames, self.answering = self.answer(m["digits"]), True
+                            self.start_at = time.perf_counter()
                     if m.get("event") == "decision" and self.decision is None:
                         self.decision = m["decision"]
                         at = int(m.get("decided_at_ms") or 0)
@@ -271,6 +296,9 @@ class _Call:
         """Send every frame due by ``now`` (real-time pacing, 20 ms frames), then ``stop``."""
         if self.ws is None or self.done or not self.frames:
             return
+        if self.after_prompt and self.digits is not None and not self.answering:
+            if now - self.start_at >= self.prompt_bytes / 16000 + 0.3:  # the prompts have played
+                self.frames, self.answering = self.frames[: self.sent] + self.answer(self.digits), True
         due = min(len(self.frames), int((now - self.start_at) / 0.02) + 1)
         try:
             while self.sent < due:
@@ -285,7 +313,12 @@ class _Call:
 
 
 async def _level(
-    url: str, n: int, audios: list[tuple[np.ndarray, bool]], answers: list[Any] | None = None, claim: str = "george"
+    url: str,
+    n: int,
+    audios: list[tuple[np.ndarray, bool]],
+    answers: list[Any] | None = None,
+    claim: str = "george",
+    after_prompt: bool = False,
 ) -> dict[str, Any]:
     """N calls (call i plays ``audios[i % len(audios)]``, or with liveness answers its challenge with
     ``answers[i]``), starts spread over one call length, all paced by one 20 ms ticker in this one process."""
@@ -299,7 +332,7 @@ async def _level(
         pcm, genuine = encoded[i % len(encoded)]
         frames = [] if answers else [pcm[j : j + 320] for j in range(0, len(pcm), 320)]
         answer = answers[i] if answers else None
-        calls.append(_Call(i, frames, genuine, t0 + i * span / max(n, 1), answer, claim))
+        calls.append(_Call(i, frames, genuine, t0 + i * span / max(n, 1), answer, claim, after_prompt))
     cpu0 = time.process_time()
     openers = [asyncio.create_task(c.open(url)) for c in calls]
     tick = time.perf_counter()
@@ -335,6 +368,7 @@ async def _level(
         "p99_ms": float(np.percentile(lat, 99)) if lat else None,
         "max_ms": max(lat) if lat else None,
         "client_cpu_s_per_call": client_cpu / n,
+        "call_s": float(np.mean([c.sent * 0.02 for c in calls])),  # audio each call sent, on average
     }
 
 
@@ -352,6 +386,7 @@ def concurrency(
     antispoof: str = "off",
     greeting_s: float = 0.0,
     liveness: bool = False,
+    after_prompt: bool = False,
 ) -> list[dict[str, Any]]:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -394,16 +429,16 @@ def concurrency(
 
         claim = _genuine(liveness)
         warm, warm_names = audios_for(2)
-        asyncio.run(_level(url, 2, warm, answers_for(warm_names), claim))  # warm-up (first-call costs)
+        asyncio.run(_level(url, 2, warm, answers_for(warm_names), claim, after_prompt))  # warm-up (first calls)
         out = []
         for n in levels:
             assert proc.pid is not None
             audios, names = audios_for(n)
             load = os.getloadavg()[0]
             cpu0 = _cpu_s(proc.pid)
-            row = asyncio.run(_level(url, n, audios, answers_for(names), claim))
+            row = asyncio.run(_level(url, n, audios, answers_for(names), claim, after_prompt))
             row["server_cpu_s_per_call"] = (_cpu_s(proc.pid) - cpu0) / n
-            row["call_audio_s"] = float(np.mean([a.size / 8000 for a, _ in audios]))
+            row["call_audio_s"] = row["call_s"] if liveness else float(np.mean([a.size / 8000 for a, _ in audios]))
             decisions = row.pop("decisions")
             row["wrong"] = [f"{names[i]}: {d}" for i, d in decisions if d != ("ACCEPT" if i % 6 == 0 else "REJECT")]
             # an impostor's recording with too little speech is refused, not accepted: no error of the verifier
@@ -460,6 +495,12 @@ def main() -> None:
     )
     ap.add_argument("--skip-single", action="store_true")
     ap.add_argument("--liveness", action="store_true", help="the IVR's liveness step on: calls answer a challenge")
+    ap.add_argument(
+        "--answer",
+        choices=("after-prompt", "barge-in"),
+        default="after-prompt",
+        help="liveness: answer once the IVR's prompts have played (line noise meanwhile), or as soon as challenged",
+    )
     ap.add_argument("--skip-aasist", action="store_true", help="skip the countermeasure cost part")
     ap.add_argument("--antispoof-levels", default="", help="levels run again with antispoof_mode=monitor (e.g. 1,5)")
     ap.add_argument(
@@ -474,6 +515,7 @@ def main() -> None:
     cmd += f" --antispoof-levels {args.antispoof_levels}" if args.antispoof_levels else ""
     cmd += f" --antispoof {args.antispoof}" if args.antispoof != "enforce" else ""
     cmd += " --liveness" if args.liveness else ""
+    cmd += " --answer barge-in" if args.liveness and args.answer == "barge-in" else ""
     lines = [
         "# Streaming verification benchmark",
         "",
@@ -521,6 +563,7 @@ def main() -> None:
         args.antispoof,
         greeting_s=args.greeting_s,
         liveness=args.liveness,
+        after_prompt=args.liveness and args.answer == "after-prompt",
     )
     record["levels"] = rows
     sustained = max(
@@ -542,7 +585,12 @@ def main() -> None:
         f"Each call claims {_genuine(args.liveness)} and is one of six FSDD speakers ({_genuine(args.liveness)}: the"
         " genuine caller, ACCEPT expected; the others REJECT)"
         + (
-            "; liveness on: each call answers its digit challenge, decided after 1.2 s of closing silence"
+            "; liveness on: each call answers its digit challenge, decided after 1.2 s of closing silence, "
+            + (
+                "answered once the IVR's prompts have played (line noise on the caller's line until then)"
+                if args.answer == "after-prompt"
+                else "answered as soon as the challenge arrives (barge-in)"
+            )
             if args.liveness
             else ""
         )

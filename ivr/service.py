@@ -261,6 +261,7 @@ class IvrService:
             challenge_id=challenge.challenge_id if challenge is not None else None,
             challenge_digits=len(challenge.digits) if challenge is not None else 0,
             recognizer=self.recognizer if challenge is not None else None,
+            answer_end_silence_ms=self.settings.ivr_liveness_end_silence_ms,
         )
 
     def _call_spoof(self) -> CallSpoof | None:

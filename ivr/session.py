@@ -157,11 +157,7 @@ class CallSession:
             if self._pending_bytes >= self._feed_bytes:
                 out.extend(self._feed_pending())
         v = self.verifier
-        if (
-            v is not None
-            and self._decision is None
-            and v.answer_ended(self.service.settings.ivr_liveness_end_silence_ms)
-        ):
+        if v is not None and self._decision is None and v.answer_ended():
             out.extend(self._feed_pending())
             if self._decision is None:
                 out.extend(self._on_decision(v.finish()))

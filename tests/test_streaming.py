@@ -189,3 +189,76 @@ def test_a_voiceprint_of_another_network_is_expired_at_the_first_evaluation(pipe
     d, _, engine = _run(pipe, E0, _speech("jackson")[0], call_id="stale")
     assert d.decision == Decision.EXPIRED and d.early and d.result.score is None
     assert engine.calls == 1 and 3.0 <= d.speech_seconds < 3.6  # no re-embedding while waiting for confidence
+
+
+class CountingRecognizer:
+    """Hears the digits it is told to (the recogniser's accuracy is ``python -m benchmarks digits``'s business)."""
+
+    def __init__(self, digits: str) -> None:
+        self.digits, self.calls, self.sizes = digits, 0, []
+
+    def recognize(self, speech: FloatArray, sample_rate: int, n_digits: int):  # type: ignore[no-untyped-def]
+        from voiceauth.liveness.recognizer import Heard
+
+        self.calls += 1
+        self.sizes.append(speech.size)
+        return Heard(self.digits)
+
+
+def _answer(pipe: Pipeline, audio: np.ndarray, *, planned: bool, call_id: str):  # type: ignore[no-untyped-def]
+    """A challenge answer fed as the IVR does (blocks sized by ``speech_to_next_evaluation_s``, or 100 ms blocks),
+    ended by ``answer_ended``: (decision, verifier, engine, recogniser, recogniser and engine calls at the end)."""
+    ch = pipe.issue_challenge(TENANT, "george", call_id=call_id, actor="test", n_digits=5)
+    engine, rec = StubEngine(E0), CountingRecognizer(ch.digits)
+    sv = StreamingVerifier(
+        frontend=StreamingFrontEnd(Settings(), sample_rate=8000, fmt="mulaw"),
+        engine=engine,
+        verifier=pipe.verifier,
+        tenant=TENANT,
+        speaker_ref="george",
+        call_id=call_id,
+        policy=StreamingPolicy(min_speech_s=3.0, embed_every_s=0.5, max_speech_s=8.0),
+        challenge_id=ch.challenge_id,
+        challenge_digits=5,
+        recognizer=rec,
+        answer_end_silence_ms=1200,
+    )
+    data, pos, feeds = mulaw_encode(audio), 0, 0
+    while pos < len(data) and not sv.answer_ended():
+        block_s = max(0.1, min(1.0, sv.speech_to_next_evaluation_s - 0.15)) if planned else 0.1
+        n = int(round(block_s * 10)) * 800
+        assert sv.feed(data[pos : pos + n]) is None  # a challenge answer is never decided early
+        pos, feeds = pos + n, feeds + 1
+    assert sv.answer_ended(), "the answer's closing silence was never found"
+    before = (rec.calls, engine.calls)
+    return sv.finish(), sv, feeds, before, (rec.calls, engine.calls)
+
+
+def test_a_challenge_answer_is_prepared_during_its_closing_silence_and_decided_at_its_end(pipe: Pipeline) -> None:
+    """The recognition and the embedding run once, half way through the closing silence; the decision at its end
+    reuses them (only scoring on the decision's path). Blocks sized by the audio still needed end the answer at the
+    same point as 100 ms blocks, with far fewer feeds."""
+    speech = _speech("jackson")[0][: int(4.5 * 8000)]  # under max_speech_s: ended by its silence
+    audio = np.concatenate([speech, np.zeros(3 * 8000, np.float32)])
+    small, _, small_feeds, _, _ = _answer(pipe, audio, planned=False, call_id="small")
+    d, sv, feeds, before, after = _answer(pipe, audio, planned=True, call_id="planned")
+    for decided in (small, d):
+        assert decided.decision == Decision.ACCEPT and not decided.early
+    assert before == after == (1, 1) and sv.preparations == 1  # nothing recomputed at the decision
+    assert sv.heard is not None and len(sv.heard) == 5
+    end_ms = len(speech) / 8  # the answer's speech ends within the recording; the decision follows its silence
+    assert 1200 <= d.decided_at_ms - (end_ms - 1000) and d.decided_at_ms < end_ms + 1200 + 400
+    assert abs(d.decided_at_ms - small.decided_at_ms) <= 300
+    assert feeds < small_feeds / 2
+
+
+def test_speech_after_a_long_pause_is_prepared_again_and_decided_on_the_whole_answer(pipe: Pipeline) -> None:
+    """A caller who pauses (longer than half the closing silence) and says more: the early preparation is
+    discarded, the decision uses the whole answer, recognised again."""
+    a, b = _speech("jackson")[0][: 4 * 8000], _speech("lucas")[0][:8000]
+    audio = np.concatenate([a, np.zeros(int(0.9 * 8000), np.float32), b, np.zeros(3 * 8000, np.float32)])
+    d, sv, _, before, after = _answer(pipe, audio, planned=True, call_id="pause")
+    assert d.decision == Decision.ACCEPT
+    assert sv.preparations == 2 and before == after
+    rec = sv.recognizer
+    assert isinstance(rec, CountingRecognizer) and rec.sizes[1] > rec.sizes[0] + 0.9 * 16000  # the whole answer

@@ -16,9 +16,12 @@ once per call. An unknown or unusable claim is evaluated at the same moment and 
 so timing does not reveal who is enrolled. Pure logic: the engine, the verifier and the clock are injected.
 
 Liveness (``challenge_id``): the stream answers a digit challenge (``voiceauth.liveness``). Nothing is decided
-early; the caller's answer ends after a closing silence (:meth:`StreamingVerifier.answer_ended`) and
-:meth:`~StreamingVerifier.finish` recognises the digits in that speech and verifies the voice on the same speech
-(ACCEPT only when both pass; the verifier decides CHALLENGE_FAILED otherwise).
+early; the caller's answer ends after a closing silence (:meth:`StreamingVerifier.answer_ended`, measured from the
+end of the last speech segment) and :meth:`~StreamingVerifier.finish` recognises the digits in that speech and
+verifies the voice on the same speech (ACCEPT only when both pass; the verifier decides CHALLENGE_FAILED otherwise).
+The recognition and the embeddings are prepared once the closing silence is half way (a caller who speaks again
+costs one more preparation), so the decision at the end of the silence only scores and records: the heavy work is
+off the path from the answer's end to the decision.
 
 Bands: phone streams (G.711, 8 kHz) have the telephone band only, so each evaluation embeds it once, as always. A
 wideband stream (``StreamingFrontEnd.speech_wide``) is scored at full band when the claimed voiceprint has one, else
@@ -178,6 +181,8 @@ class StreamingVerifier:
         challenge_id: str | None = None,
         challenge_digits: int = 0,
         recognizer: DigitRecognizer | None = None,
+        answer_end_silence_ms: int = 1200,
+        min_answer_speech_s: float = 0.5,
     ) -> None:
         if challenge_id is not None and (recognizer is None or challenge_digits <= 0):
             raise ConfigError("a stream answering a challenge needs a digit recogniser and the challenge's length")
@@ -203,8 +208,11 @@ class StreamingVerifier:
         self.challenge_digits = challenge_digits
         self.recognizer = recognizer
         self.heard: str | None = None  # the digits recognised in the answer (security staff only)
+        self.answer_end_silence_ms = answer_end_silence_ms
+        self.min_answer_speech_s = min_answer_speech_s
+        self.preparations = 0  # answers recognised (more than 1: the caller spoke again after a pause)
         self._speech_seen_s = 0.0
-        self._last_speech_ms = 0  # audio position where the answer's speech last grew
+        self._prepared: tuple[tuple[float, int], str] | None = None  # (speech key, digits heard) of the answer so far
 
     # -- input ------------------------------------------------------------------------------------------
     def feed(self, chunk: bytes | bytearray | memoryview | npt.ArrayLike) -> StreamDecision | None:
@@ -217,29 +225,65 @@ class StreamingVerifier:
         if self.spoof is not None:
             self.spoof.observe(int(speech_s * 16000), self.frontend.speech_span)  # speech with its pauses
         if self.challenge_id is not None:  # decided on the whole answer only (finish)
-            if speech_s > self._speech_seen_s + 1e-6:
-                self._speech_seen_s, self._last_speech_ms = speech_s, self.received_ms
+            self._speech_seen_s = max(self._speech_seen_s, speech_s)
+            if (
+                self._speech_seen_s >= self.min_answer_speech_s
+                and self.frontend.trailing_silence_s * 1000 >= self.answer_end_silence_ms / 2
+            ):
+                self._prepare_answer()
             return None
         if speech_s + 1e-9 < self._next_eval_s:
             return None
         return self._evaluate(speech_s, t0, final=False)
 
-    def answer_ended(self, silence_ms: int, *, min_speech_s: float = 0.5) -> bool:
-        """A challenge answer is complete: some speech, then ``silence_ms`` of audio without more (or the most
-        speech a decision uses)."""
+    def answer_ended(self) -> bool:
+        """A challenge answer is complete: at least ``min_answer_speech_s`` of speech, then
+        ``answer_end_silence_ms`` of audio after the last speech segment (or the most speech a decision uses)."""
         if self.challenge_id is None or self.decision is not None:
             return False
         if self._speech_seen_s >= self.policy.max_speech_s:
             return True
-        return self._speech_seen_s >= min_speech_s and self.received_ms - self._last_speech_ms >= silence_ms
+        return (
+            self._speech_seen_s >= self.min_answer_speech_s
+            and self.frontend.trailing_silence_s * 1000 >= self.answer_end_silence_ms
+        )
+
+    def _audio_to_answer_end_s(self) -> float:
+        """The least audio still to come before :meth:`answer_ended` can become true."""
+        to_max = self.policy.max_speech_s - self._speech_seen_s
+        end_s = self.answer_end_silence_ms / 1000
+        if self._speech_seen_s < self.min_answer_speech_s:
+            until = self.min_answer_speech_s - self._speech_seen_s + end_s
+        else:
+            until = end_s - self.frontend.trailing_silence_s
+        return max(0.0, min(to_max, until))
+
+    def _answer_key(self) -> tuple[float, int]:
+        return (round(self.frontend.net_speech_s, 6), self.frontend.speech_span().size)
+
+    def _prepare_answer(self) -> None:
+        """Recognise the answer so far and embed its speech, unless done for this much speech already."""
+        key = self._answer_key()
+        if self._prepared is not None and self._prepared[0] == key:
+            return
+        self._prepared = (key, self._recognise())
+        self.preparations += 1
+        speech_wide = self.frontend.speech_wide()
+        bands = (TELEPHONE_BAND,) if speech_wide is None else (TELEPHONE_BAND, FULL_BAND)
+        if self.frontend.net_speech_s >= self.verifier.policy.min_speech_for(challenge=True):
+            self._embed(self.frontend.net_speech_s, bands, speech_wide)
+
+    def _recognise(self) -> str:
+        assert self.recognizer is not None
+        span = self.frontend.speech_span()
+        audio = span if span.size else self.frontend.speech()
+        return self.recognizer.recognize(audio, 16000, self.challenge_digits).digits if audio.size else ""
 
     def _answer(self) -> ChallengeAnswer | None:
         if self.challenge_id is None:
             return None
-        assert self.recognizer is not None
-        span = self.frontend.speech_span()
-        audio = span if span.size else self.frontend.speech()
-        heard = self.recognizer.recognize(audio, 16000, self.challenge_digits).digits if audio.size else ""
+        prepared = self._prepared
+        heard = prepared[1] if prepared is not None and prepared[0] == self._answer_key() else self._recognise()
         self.heard = heard
         return ChallengeAnswer(self.challenge_id, heard)
 
@@ -274,7 +318,8 @@ class StreamingVerifier:
 
     @property
     def speech_to_next_evaluation_s(self) -> float:
-        """Net speech still to come before the next evaluation (0 when one is due, infinite once decided).
+        """Net speech still to come before the next evaluation (0 when one is due, infinite once decided); for a
+        challenge answer, the least audio before the answer can end (:meth:`answer_ended`).
 
         Speech cannot arrive faster than the audio, so a caller may gather about this much audio before feeding it
         without delaying any decision (the IVR feeds large blocks while far from an evaluation, small ones near it).
@@ -282,7 +327,7 @@ class StreamingVerifier:
         if self.decision is not None:
             return float("inf")
         if self.challenge_id is not None:
-            return 0.0  # the answer's end is watched block by block
+            return self._audio_to_answer_end_s()
         return max(0.0, self._next_eval_s - self.frontend.net_speech_s)
 
     @property
