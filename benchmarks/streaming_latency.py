@@ -319,13 +319,14 @@ async def _level(
     answers: list[Any] | None = None,
     claim: str = "george",
     after_prompt: bool = False,
+    span_s: float | None = None,
 ) -> dict[str, Any]:
     """N calls (call i plays ``audios[i % len(audios)]``, or with liveness answers its challenge with
     ``answers[i]``), starts spread over one call length, all paced by one 20 ms ticker in this one process."""
     from voiceauth.audio.codecs import l16_encode
 
     encoded = [(l16_encode(a), g) for a, g in audios]
-    span = float(np.mean([a.size for a, _ in audios])) / 8000
+    span = span_s or float(np.mean([a.size for a, _ in audios])) / 8000  # liveness: the measured call length
     t0 = time.perf_counter() + 0.2
     calls = []
     for i in range(n):
@@ -429,14 +430,15 @@ def concurrency(
 
         claim = _genuine(liveness)
         warm, warm_names = audios_for(2)
-        asyncio.run(_level(url, 2, warm, answers_for(warm_names), claim, after_prompt))  # warm-up (first calls)
+        warmed = asyncio.run(_level(url, 2, warm, answers_for(warm_names), claim, after_prompt))  # first calls
+        span_s = warmed["call_s"] if liveness else None  # a challenged call lasts its prompts and answer
         out = []
         for n in levels:
             assert proc.pid is not None
             audios, names = audios_for(n)
             load = os.getloadavg()[0]
             cpu0 = _cpu_s(proc.pid)
-            row = asyncio.run(_level(url, n, audios, answers_for(names), claim, after_prompt))
+            row = asyncio.run(_level(url, n, audios, answers_for(names), claim, after_prompt, span_s))
             row["server_cpu_s_per_call"] = (_cpu_s(proc.pid) - cpu0) / n
             row["call_audio_s"] = row["call_s"] if liveness else float(np.mean([a.size / 8000 for a, _ in audios]))
             decisions = row.pop("decisions")
