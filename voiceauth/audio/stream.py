@@ -150,6 +150,7 @@ class StreamingFrontEnd:
         self._total: list[npt.NDArray[np.float64]] = []
         self._finished = False
         self._ranges_cache: tuple[tuple[int, int, bool], list[tuple[int, int]]] | None = None
+        self._segments_cache: tuple[tuple[int, bool], list[tuple[int, int]]] | None = None
 
     # -- input ---------------------------------------------------------------------------------------
     def feed(self, chunk: bytes | bytearray | memoryview | npt.ArrayLike) -> None:
@@ -188,13 +189,13 @@ class StreamingFrontEnd:
     @property
     def in_speech(self) -> bool:
         """Whether the latest window is inside an unfinished speech segment."""
-        segs = speech_segments(self._all_probs(), self._cfg.vad, final=False)
+        segs = self._segments(final=False)
         return bool(segs) and segs[-1][1] == self._n_windows()
 
     @property
     def trailing_silence_s(self) -> float:
         """Seconds since the end of the last speech segment (all received audio when there was none)."""
-        segs = speech_segments(self._all_probs(), self._cfg.vad, final=self._finished)
+        segs = self._segments(final=self._finished)
         end = segs[-1][1] if segs else 0
         return (self._n_windows() - end) * _WIN16 / TARGET_RATE
 
@@ -361,6 +362,13 @@ class StreamingFrontEnd:
     def _all_probs(self) -> FloatArray:
         return np.concatenate(self._probs) if self._probs else np.zeros(0, dtype=np.float32)
 
+    def _segments(self, *, final: bool) -> list[tuple[int, int]]:
+        """The VAD's speech segments (in windows) of the audio so far, computed once per amount of audio."""
+        key = (self._n_windows(), final)
+        if self._segments_cache is None or self._segments_cache[0] != key:
+            self._segments_cache = (key, list(speech_segments(self._all_probs(), self._cfg.vad, final=final)))
+        return self._segments_cache[1]
+
     def _n_windows(self) -> int:
         return int(sum(p.size for p in self._probs))
 
@@ -369,7 +377,7 @@ class StreamingFrontEnd:
         key = (self._n_windows(), self._audio_len, self._finished)
         if self._ranges_cache is not None and self._ranges_cache[0] == key:
             return self._ranges_cache[1]
-        segs = speech_segments(self._all_probs(), self._cfg.vad, final=self._finished)
+        segs = self._segments(final=self._finished)
         pad = self._cfg.vad.speech_pad_ms * TARGET_RATE // 1000
         limit = self._audio_len
         ranges: list[tuple[int, int]] = []
