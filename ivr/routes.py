@@ -64,6 +64,7 @@ def get_ivr(app: Any) -> IvrService:
         keys=keys,
         enroller=pipeline.enroller,
         countermeasure=getattr(pipeline, "countermeasure", None),
+        recognizer=pipeline.digit_recognizer() if settings.ivr_liveness == "challenge" else None,
     )
     app.state.ivr = ivr
     return ivr

@@ -12,6 +12,7 @@ import ctypes
 import hashlib
 import hmac
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -94,6 +95,16 @@ def _single_threaded() -> None:
         log.debug("no OpenMP runtime; IVR workers use torch's default threads")
 
 
+def _background_worker() -> None:
+    """A preparation thread: one OpenMP thread, and a lower CPU priority (nice +10, Linux's per-thread nice) so that
+    when the cores are busy the threads deciding calls run first; the preparation has the closing silence to finish."""
+    _single_threaded()
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux, or not permitted: same priority as the other workers
+        log.debug("IVR preparation threads run at normal priority")
+
+
 class IvrService:
     def __init__(
         self,
@@ -128,6 +139,8 @@ class IvrService:
         self.flow = flow or standard_flow(settings.ivr_liveness, settings.ivr_liveness_fallback)
         self._recognizer = recognizer
         self._recognizer_lock = threading.Lock()
+        if recognizer is None and settings.ivr_liveness == "challenge":  # ready before the first challenged call
+            threading.Thread(target=self._load_recognizer, name="recogniser-load", daemon=True).start()
         self.policy = StreamingPolicy.from_settings(settings)
         self.frontend_config = FrontEndConfig(settings)
         if pins is None:
@@ -141,6 +154,10 @@ class IvrService:
         self.webhook = WebhookNotifier(settings.ivr_webhook_url, secret)
         self.executor = ThreadPoolExecutor(
             max_workers=settings.ivr_workers, thread_name_prefix="ivr", initializer=_single_threaded
+        )
+        # challenge answers are recognised and embedded here, during their closing silence (StreamingVerifier)
+        self.preparer = ThreadPoolExecutor(
+            max_workers=settings.ivr_workers, thread_name_prefix="ivr-prepare", initializer=_background_worker
         )
         self.limits = TransportLimits(
             max_frame_bytes=settings.ivr_max_frame_bytes,
@@ -220,6 +237,12 @@ class IvrService:
             source_format=f"{start.encoding} {start.sample_rate} Hz call",
         )
 
+    def _load_recognizer(self) -> None:
+        try:
+            self.recognizer  # noqa: B018 - loads it
+        except Exception:  # noqa: BLE001 - the first challenged call retries it and gets the error
+            log.warning("the digit recogniser did not load; retried on the first challenged call", exc_info=True)
+
     @property
     def recognizer(self) -> DigitRecognizer:
         """The digit recogniser of liveness challenges (created on first use; decoders are per thread)."""
@@ -227,7 +250,7 @@ class IvrService:
             if self._recognizer is None:
                 from voiceauth.liveness.recognizer import create_recognizer
 
-                self._recognizer = create_recognizer()
+                self._recognizer = create_recognizer(processes=self.settings.liveness_recognizer_processes)
             return self._recognizer
 
     def issue_challenge(self, tenant: str, speaker_ref: str, call_id: str) -> IssuedChallenge:
@@ -262,6 +285,7 @@ class IvrService:
             challenge_digits=len(challenge.digits) if challenge is not None else 0,
             recognizer=self.recognizer if challenge is not None else None,
             answer_end_silence_ms=self.settings.ivr_liveness_end_silence_ms,
+            preparer=self.preparer,
         )
 
     def _call_spoof(self) -> CallSpoof | None:
@@ -281,6 +305,10 @@ class IvrService:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.preparer.shutdown(wait=False, cancel_futures=True)
+        close = getattr(self._recognizer, "close", None)
+        if close is not None:
+            close()
         self.webhook.close()
         if self.spoof_batcher is not None:
             self.spoof_batcher.close(timeout=5.0)

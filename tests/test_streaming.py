@@ -5,6 +5,8 @@ the audio is the bundled FSDD samples (real speech for the VAD)."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -195,17 +197,20 @@ class CountingRecognizer:
     """Hears the digits it is told to (the recogniser's accuracy is ``python -m benchmarks digits``'s business)."""
 
     def __init__(self, digits: str) -> None:
-        self.digits, self.calls, self.sizes = digits, 0, []
+        self.digits, self.calls, self.sizes, self.threads = digits, 0, [], []
 
     def recognize(self, speech: FloatArray, sample_rate: int, n_digits: int):  # type: ignore[no-untyped-def]
         from voiceauth.liveness.recognizer import Heard
 
         self.calls += 1
         self.sizes.append(speech.size)
+        self.threads.append(threading.get_ident())
         return Heard(self.digits)
 
 
-def _answer(pipe: Pipeline, audio: np.ndarray, *, planned: bool, call_id: str):  # type: ignore[no-untyped-def]
+def _answer(  # type: ignore[no-untyped-def]
+    pipe: Pipeline, audio: np.ndarray, *, planned: bool, call_id: str, preparer: Executor | None = None
+):
     """A challenge answer fed as the IVR does (blocks sized by ``speech_to_next_evaluation_s``, or 100 ms blocks),
     ended by ``answer_ended``: (decision, verifier, engine, recogniser, recogniser and engine calls at the end)."""
     ch = pipe.issue_challenge(TENANT, "george", call_id=call_id, actor="test", n_digits=5)
@@ -222,6 +227,7 @@ def _answer(pipe: Pipeline, audio: np.ndarray, *, planned: bool, call_id: str): 
         challenge_digits=5,
         recognizer=rec,
         answer_end_silence_ms=1200,
+        preparer=preparer,
     )
     data, pos, feeds = mulaw_encode(audio), 0, 0
     while pos < len(data) and not sv.answer_ended():
@@ -250,6 +256,21 @@ def test_a_challenge_answer_is_prepared_during_its_closing_silence_and_decided_a
     assert 1200 <= d.decided_at_ms - (end_ms - 1000) and d.decided_at_ms < end_ms + 1200 + 400
     assert abs(d.decided_at_ms - small.decided_at_ms) <= 300
     assert feeds < small_feeds / 2
+
+
+def test_a_preparation_on_a_background_executor_gives_the_same_decision_from_one_recognition(pipe: Pipeline) -> None:
+    """With a preparer (the IVR's low-priority threads) the answer is recognised and embedded there, once, on a copy
+    of its audio while the call keeps feeding silence; the decision waits for it and equals the inline one."""
+    speech = _speech("jackson")[0][: int(4.5 * 8000)]
+    audio = np.concatenate([speech, np.zeros(3 * 8000, np.float32)])
+    inline, _, _, _, _ = _answer(pipe, audio, planned=True, call_id="inline")
+    with ThreadPoolExecutor(1) as preparer:
+        d, sv, _, _, after = _answer(pipe, audio, planned=True, call_id="background", preparer=preparer)
+    assert d.decision == inline.decision == Decision.ACCEPT
+    assert d.decided_at_ms == inline.decided_at_ms and d.speech_seconds == inline.speech_seconds
+    assert after == (1, 1) and sv.preparations == 1 and sv.evaluations == 1
+    rec = sv.recognizer
+    assert isinstance(rec, CountingRecognizer) and len(rec.threads) == 1 and rec.threads[0] != threading.get_ident()
 
 
 def test_speech_after_a_long_pause_is_prepared_again_and_decided_on_the_whole_answer(pipe: Pipeline) -> None:

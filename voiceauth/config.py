@@ -222,6 +222,13 @@ class Settings(BaseSettings):
     challenge_allow_substitution: bool = Field(
         default=False, description="Accept an answer with one substituted digit (never a dropped or added one)."
     )
+    liveness_recognizer_processes: int = Field(
+        default=1,
+        ge=0,
+        le=16,
+        description="Processes the digit recogniser runs in (PocketSphinx holds Python's lock while it decodes, so in"
+        " the server's own threads each answer would stall every call for ~0.1 s); 0 = in the server process.",
+    )
     challenge_min_speech_s: float = Field(
         default=2.5,
         ge=0,

@@ -105,6 +105,7 @@ class Pipeline:
     challenge_digits: int = 6  # liveness challenges (voiceauth.liveness): digits, expiry
     challenge_ttl_s: float = 60.0
     recognizer: DigitRecognizer | None = None  # the digit recogniser (created on first use)
+    recognizer_processes: int = 0  # from_settings: Settings.liveness_recognizer_processes (0: in this process)
     _monitor: MonitorScorer | None = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -160,6 +161,7 @@ class Pipeline:
             antispoof_mode=settings.antispoof_mode,
             challenge_digits=settings.challenge_digits,
             challenge_ttl_s=settings.challenge_ttl_s,
+            recognizer_processes=settings.liveness_recognizer_processes,
         )
 
     @property
@@ -265,7 +267,7 @@ class Pipeline:
         if self.recognizer is None:
             from voiceauth.liveness.recognizer import create_recognizer
 
-            self.recognizer = create_recognizer()
+            self.recognizer = create_recognizer(processes=self.recognizer_processes)
         return self.recognizer
 
     def hear(self, tenant: str, external_ref: str, utt: Utterance, challenge_id: str) -> ChallengeAnswer:

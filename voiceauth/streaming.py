@@ -21,7 +21,9 @@ end of the last speech segment) and :meth:`~StreamingVerifier.finish` recognises
 verifies the voice on the same speech (ACCEPT only when both pass; the verifier decides CHALLENGE_FAILED otherwise).
 The recognition and the embeddings are prepared once the closing silence is half way (a caller who speaks again
 costs one more preparation), so the decision at the end of the silence only scores and records: the heavy work is
-off the path from the answer's end to the decision.
+off the path from the answer's end to the decision. With a ``preparer`` executor the preparation runs there, on a
+copy of the answer's audio, so the thread feeding the call (and every other call sharing it) is not held for it;
+the decision waits for it only if it is still running.
 
 Bands: phone streams (G.711, 8 kHz) have the telephone band only, so each evaluation embeds it once, as always. A
 wideband stream (``StreamingFrontEnd.speech_wide``) is scored at full band when the claimed voiceprint has one, else
@@ -35,9 +37,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import CancelledError, Executor, Future
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+import numpy as np
 import numpy.typing as npt
 
 from voiceauth.audio.stream import StreamingFrontEnd
@@ -160,6 +164,36 @@ class StreamDecision:
         return public_decision(self.decision, speech_s=self.speech_seconds, min_speech_s=self.min_speech_s)
 
 
+@dataclass(frozen=True)
+class _AnswerAudio:
+    """A copy of a challenge answer's audio so far: what a preparation works on, off the feeding thread."""
+
+    key: tuple[float, int]  # (net speech s, samples of speech with its pauses): the answer it was taken of
+    span: FloatArray  # speech with its pauses (the recogniser's input)
+    speech: FloatArray  # net speech, telephone band (the embedding's input)
+    telephone: bool
+    wide: FloatArray | None  # net speech at full band (wideband streams), else None
+    embed: bool  # enough speech for a decision: embed it now
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    heard: str
+    probes: dict[str, FloatArray] = field(default_factory=dict)  # band -> embedding of the answer's net speech
+
+
+def _prepare(audio: _AnswerAudio, recognizer: DigitRecognizer, n_digits: int, engine: EmbeddingEngine) -> _Prepared:
+    """Recognise the digits of an answer and embed its speech (pure: safe on any thread)."""
+    rec_in = audio.span if audio.span.size else audio.speech
+    heard = recognizer.recognize(rec_in, 16000, n_digits).digits if rec_in.size else ""
+    probes: dict[str, FloatArray] = {}
+    if audio.embed:
+        probes[TELEPHONE_BAND] = engine.embed(audio.speech, 16000, telephone=audio.telephone)
+        if audio.wide is not None:
+            probes[FULL_BAND] = engine.embed(audio.wide, 16000, telephone=False)
+    return _Prepared(heard, probes)
+
+
 class StreamingVerifier:
     """One call leg's streaming verification. Not thread-safe: feed it from one task or thread."""
 
@@ -183,6 +217,7 @@ class StreamingVerifier:
         recognizer: DigitRecognizer | None = None,
         answer_end_silence_ms: int = 1200,
         min_answer_speech_s: float = 0.5,
+        preparer: Executor | None = None,
     ) -> None:
         if challenge_id is not None and (recognizer is None or challenge_digits <= 0):
             raise ConfigError("a stream answering a challenge needs a digit recogniser and the challenge's length")
@@ -211,8 +246,9 @@ class StreamingVerifier:
         self.answer_end_silence_ms = answer_end_silence_ms
         self.min_answer_speech_s = min_answer_speech_s
         self.preparations = 0  # answers recognised (more than 1: the caller spoke again after a pause)
+        self.preparer = preparer  # where answers are prepared (None: on the feeding thread)
         self._speech_seen_s = 0.0
-        self._prepared: tuple[tuple[float, int], str] | None = None  # (speech key, digits heard) of the answer so far
+        self._prepared: tuple[tuple[float, int], Future[_Prepared]] | None = None  # (speech key, preparation)
 
     # -- input ------------------------------------------------------------------------------------------
     def feed(self, chunk: bytes | bytearray | memoryview | npt.ArrayLike) -> StreamDecision | None:
@@ -262,28 +298,64 @@ class StreamingVerifier:
         return (round(self.frontend.net_speech_s, 6), self.frontend.speech_span().size)
 
     def _prepare_answer(self) -> None:
-        """Recognise the answer so far and embed its speech, unless done for this much speech already."""
+        """Recognise the answer so far and embed its speech (on ``preparer`` when given), unless done for this much
+        speech already."""
         key = self._answer_key()
         if self._prepared is not None and self._prepared[0] == key:
             return
-        self._prepared = (key, self._recognise())
-        self.preparations += 1
-        speech_wide = self.frontend.speech_wide()
-        bands = (TELEPHONE_BAND,) if speech_wide is None else (TELEPHONE_BAND, FULL_BAND)
-        if self.frontend.net_speech_s >= self.verifier.policy.min_speech_for(challenge=True):
-            self._embed(self.frontend.net_speech_s, bands, speech_wide)
-
-    def _recognise(self) -> str:
+        if self._prepared is not None:
+            self._prepared[1].cancel()  # an earlier part of the answer: the caller spoke again
         assert self.recognizer is not None
-        span = self.frontend.speech_span()
-        audio = span if span.size else self.frontend.speech()
-        return self.recognizer.recognize(audio, 16000, self.challenge_digits).digits if audio.size else ""
+        audio = self._answer_audio(key)
+        self.preparations += 1
+        if audio.embed:
+            self.evaluations += 1 if audio.wide is None else 2
+        if self.preparer is not None:
+            fut = self.preparer.submit(_prepare, audio, self.recognizer, self.challenge_digits, self.engine)
+        else:
+            fut = Future()
+            fut.set_result(_prepare(audio, self.recognizer, self.challenge_digits, self.engine))
+        self._prepared = (key, fut)
+
+    def _answer_audio(self, key: tuple[float, int]) -> _AnswerAudio:
+        fe = self.frontend
+        wide = fe.speech_wide()
+        return _AnswerAudio(
+            key=key,
+            span=np.array(fe.speech_span(), dtype=np.float32, copy=True),
+            speech=np.array(fe.speech(), dtype=np.float32, copy=True),
+            telephone=fe.speech_is_telephone,
+            wide=None if wide is None else np.array(wide, dtype=np.float32, copy=True),
+            embed=fe.net_speech_s >= self.verifier.policy.min_speech_for(challenge=True),
+        )
+
+    def _adopt_prepared(self) -> _Prepared | None:
+        """The preparation of the answer as it now stands (waiting for it if it is running), its embeddings taken
+        into the cache; None when there is none for this much speech."""
+        if self._prepared is None:
+            return None
+        key, fut = self._prepared
+        if key != self._answer_key():
+            return None
+        try:
+            prepared = fut.result()
+        except CancelledError:  # the preparer was shut down: recompute on this thread
+            self._prepared = None
+            return None
+        if prepared.probes and abs(self._probes_at - self.frontend.net_speech_s) >= 1e-6:
+            self._probes_at, self._probes = self.frontend.net_speech_s, dict(prepared.probes)
+        return prepared
 
     def _answer(self) -> ChallengeAnswer | None:
         if self.challenge_id is None:
             return None
-        prepared = self._prepared
-        heard = prepared[1] if prepared is not None and prepared[0] == self._answer_key() else self._recognise()
+        prepared = self._adopt_prepared()
+        if prepared is not None:
+            heard = prepared.heard
+        else:
+            assert self.recognizer is not None
+            audio = self._answer_audio(self._answer_key())
+            heard = _prepare(replace(audio, embed=False), self.recognizer, self.challenge_digits, self.engine).heard
         self.heard = heard
         return ChallengeAnswer(self.challenge_id, heard)
 
@@ -295,6 +367,8 @@ class StreamingVerifier:
         t0 = self.clock()
         self.frontend.finish()
         speech_s = self.frontend.net_speech_s
+        if self.challenge_id is not None:
+            self._adopt_prepared()  # its embeddings, before the decision asks for them
         minimum = self.verifier.policy.min_speech_for(challenge=self.challenge_id is not None)
         if speech_s >= minimum:
             decided = self._evaluate(speech_s, t0, final=True)

@@ -117,8 +117,13 @@ class PocketSphinxDigits:
         return Heard(digits)
 
 
-def create_recognizer(name: str = "pocketsphinx") -> DigitRecognizer:
-    """The configured recogniser (``Settings.liveness_recognizer``)."""
+def create_recognizer(name: str = "pocketsphinx", *, processes: int = 0) -> DigitRecognizer:
+    """The recogniser ``name``, in this process or (``processes`` > 0, ``Settings.liveness_recognizer_processes``)
+    in that many worker processes (:class:`voiceauth.liveness.process.ProcessDigits`)."""
+    if processes > 0:
+        from voiceauth.liveness.process import ProcessDigits
+
+        return ProcessDigits(name, processes=processes)
     if name == "pocketsphinx":
         return PocketSphinxDigits()
     raise ConfigError(f"digit recogniser {name!r} is not known; use pocketsphinx")
