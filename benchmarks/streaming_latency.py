@@ -399,7 +399,8 @@ def concurrency(
 ) -> list[dict[str, Any]]:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    proc = ctx.Process(target=_serve, args=(q, workers, feed_ms, backend, antispoof, liveness), daemon=True)
+    proc = ctx.Process(target=_serve, args=(q, workers, feed_ms, backend, antispoof, liveness), daemon=False)
+    # not daemonic: the server starts its digit recogniser's worker process, as in production
     proc.start()
     try:
         port = q.get(timeout=300)

@@ -55,6 +55,7 @@ class ProcessDigits:
         self._local = create_recognizer(name)  # fails now on a missing package or model; used if a worker dies
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
+        self._in_process = False  # workers cannot be started here (e.g. a daemonic process): recognise locally
         threading.Thread(target=self._warm_quietly, name="recogniser-start", daemon=True).start()
 
     def _executor(self) -> ProcessPoolExecutor:
@@ -70,6 +71,8 @@ class ProcessDigits:
 
     def warm(self) -> None:
         """Start the workers now (a spawned process takes a second or two), not on the first caller's answer."""
+        if self._in_process:
+            return
         pool = self._executor()
         for f in [pool.submit(_ready) for _ in range(self.processes)]:
             f.result()
@@ -77,6 +80,9 @@ class ProcessDigits:
     def _warm_quietly(self) -> None:
         try:
             self.warm()
+        except (AssertionError, OSError) as exc:
+            log.warning("digit recogniser processes cannot start here (%s); recognising in the server process", exc)
+            self._in_process = True
         except Exception:  # noqa: BLE001 - a failed start is retried (and reported) by the first recognition
             log.warning("the digit recogniser processes did not start; retried on the first answer", exc_info=True)
 
@@ -84,9 +90,17 @@ class ProcessDigits:
         if not 1 <= n_digits <= 12:
             raise ConfigError(f"a digit string of {n_digits} digits cannot be recognised; use 1 to 12 digits")
         audio = np.ascontiguousarray(speech, dtype=np.float32)
+        if self._in_process:
+            return self._local.recognize(audio, sample_rate, n_digits)
         pool = self._executor()
         try:
-            return pool.submit(_recognize, audio, sample_rate, n_digits).result()
+            future = pool.submit(_recognize, audio, sample_rate, n_digits)
+        except (AssertionError, OSError) as exc:  # no child processes here: every answer in this process
+            log.warning("digit recogniser processes cannot start here (%s); recognising in the server process", exc)
+            self._in_process = True
+            return self._local.recognize(audio, sample_rate, n_digits)
+        try:
+            return future.result()
         except BrokenProcessPool:
             log.error("a digit recogniser process died; this answer is recognised in the server, the pool restarts")
             with self._lock:
