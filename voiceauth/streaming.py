@@ -38,7 +38,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Executor, Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -168,7 +168,6 @@ class StreamDecision:
 class _AnswerAudio:
     """A copy of a challenge answer's audio so far: what a preparation works on, off the feeding thread."""
 
-    key: tuple[float, int]  # (net speech s, samples of speech with its pauses): the answer it was taken of
     span: FloatArray  # speech with its pauses (the recogniser's input)
     speech: FloatArray  # net speech, telephone band (the embedding's input)
     telephone: bool
@@ -182,10 +181,15 @@ class _Prepared:
     probes: dict[str, FloatArray] = field(default_factory=dict)  # band -> embedding of the answer's net speech
 
 
+def _heard(recognizer: DigitRecognizer, span: FloatArray, speech: FloatArray, n_digits: int) -> str:
+    """The digits in an answer: recognised on its speech with its pauses (net speech when the span is empty)."""
+    audio = span if span.size else speech
+    return recognizer.recognize(audio, 16000, n_digits).digits if audio.size else ""
+
+
 def _prepare(audio: _AnswerAudio, recognizer: DigitRecognizer, n_digits: int, engine: EmbeddingEngine) -> _Prepared:
     """Recognise the digits of an answer and embed its speech (pure: safe on any thread)."""
-    rec_in = audio.span if audio.span.size else audio.speech
-    heard = recognizer.recognize(rec_in, 16000, n_digits).digits if rec_in.size else ""
+    heard = _heard(recognizer, audio.span, audio.speech, n_digits)
     probes: dict[str, FloatArray] = {}
     if audio.embed:
         probes[TELEPHONE_BAND] = engine.embed(audio.speech, 16000, telephone=audio.telephone)
@@ -306,7 +310,7 @@ class StreamingVerifier:
         if self._prepared is not None:
             self._prepared[1].cancel()  # an earlier part of the answer: the caller spoke again
         assert self.recognizer is not None
-        audio = self._answer_audio(key)
+        audio = self._answer_audio()
         self.preparations += 1
         if audio.embed:
             self.evaluations += 1 if audio.wide is None else 2
@@ -317,11 +321,10 @@ class StreamingVerifier:
             fut.set_result(_prepare(audio, self.recognizer, self.challenge_digits, self.engine))
         self._prepared = (key, fut)
 
-    def _answer_audio(self, key: tuple[float, int]) -> _AnswerAudio:
+    def _answer_audio(self) -> _AnswerAudio:
         fe = self.frontend
         wide = fe.speech_wide()
         return _AnswerAudio(
-            key=key,
             span=np.array(fe.speech_span(), dtype=np.float32, copy=True),
             speech=np.array(fe.speech(), dtype=np.float32, copy=True),
             telephone=fe.speech_is_telephone,
@@ -354,8 +357,8 @@ class StreamingVerifier:
             heard = prepared.heard
         else:
             assert self.recognizer is not None
-            audio = self._answer_audio(self._answer_key())
-            heard = _prepare(replace(audio, embed=False), self.recognizer, self.challenge_digits, self.engine).heard
+            fe = self.frontend
+            heard = _heard(self.recognizer, fe.speech_span(), fe.speech(), self.challenge_digits)
         self.heard = heard
         return ChallengeAnswer(self.challenge_id, heard)
 

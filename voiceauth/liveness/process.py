@@ -81,10 +81,14 @@ class ProcessDigits:
         try:
             self.warm()
         except (AssertionError, OSError) as exc:
-            log.warning("digit recogniser processes cannot start here (%s); recognising in the server process", exc)
-            self._in_process = True
+            self._no_workers(exc)
         except Exception:  # noqa: BLE001 - a failed start is retried (and reported) by the first recognition
             log.warning("the digit recogniser processes did not start; retried on the first answer", exc_info=True)
+
+    def _no_workers(self, exc: BaseException) -> None:
+        """No child processes can be started here (e.g. a daemonic process): every answer in this process."""
+        log.warning("digit recogniser processes cannot start here (%s); recognising in the server process", exc)
+        self._in_process = True
 
     def recognize(self, speech: FloatArray, sample_rate: int, n_digits: int) -> Heard:
         if not 1 <= n_digits <= 12:
@@ -94,14 +98,11 @@ class ProcessDigits:
             return self._local.recognize(audio, sample_rate, n_digits)
         pool = self._executor()
         try:
-            future = pool.submit(_recognize, audio, sample_rate, n_digits)
-        except (AssertionError, OSError) as exc:  # no child processes here: every answer in this process
-            log.warning("digit recogniser processes cannot start here (%s); recognising in the server process", exc)
-            self._in_process = True
+            return pool.submit(_recognize, audio, sample_rate, n_digits).result()
+        except (AssertionError, OSError) as exc:
+            self._no_workers(exc)
             return self._local.recognize(audio, sample_rate, n_digits)
-        try:
-            return future.result()
-        except BrokenProcessPool:
+        except BrokenProcessPool:  # found dead at submit or while decoding
             log.error("a digit recogniser process died; this answer is recognised in the server, the pool restarts")
             with self._lock:
                 if self._pool is pool:
